@@ -1,0 +1,105 @@
+"""Herald's one error tree. Nothing here knows about HTTP; the API maps it once.
+
+    HeraldError
+    ├── NotFound             the thing does not exist for this tenant
+    ├── Conflict             the thing is in a state that forbids the change
+    ├── InvalidInput         the input breaks a rule; names the field(s)
+    ├── Unauthorized         no valid credentials were given
+    ├── Forbidden            the credentials may not do this
+    └── PlatformError        a platform call failed
+        ├── TransientError   worth trying again later (network, 5xx, 429)
+        ├── NeedsAuth        the account's token must be refreshed or re-granted
+        └── PermanentError   will fail the same way again (validation, revoked)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HeraldError(Exception):
+    """Root of every error Herald raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(HeraldError):
+    """Raised when a resource does not exist or belongs to another tenant."""
+
+    code = "not_found"
+
+
+class Conflict(HeraldError):
+    """Raised when a resource's current state forbids the requested change."""
+
+    code = "conflict"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One broken rule: the field (dotted path) and the reason in plain words."""
+
+    field: str
+    reason: str
+
+
+class InvalidInput(HeraldError):
+    """Raised when input breaks a rule; carries one FieldError per broken rule."""
+
+    code = "invalid_input"
+
+    def __init__(self, errors: list[FieldError] | FieldError, message: str | None = None) -> None:
+        self.errors = [errors] if isinstance(errors, FieldError) else list(errors)
+        summary = "; ".join(f"{e.field}: {e.reason}" for e in self.errors)
+        super().__init__(message or summary or "invalid input")
+
+
+class Unauthorized(HeraldError):
+    """Raised when a request carries no valid API key."""
+
+    code = "unauthorized"
+
+
+class Forbidden(HeraldError):
+    """Raised when a valid API key may not perform the request."""
+
+    code = "forbidden"
+
+
+class PlatformError(HeraldError):
+    """Raised when a platform call fails; keeps the HTTP status and platform's message."""
+
+    code = "platform_error"
+    kind = "error"
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class TransientError(PlatformError):
+    """Raised when a platform call may succeed if tried again later."""
+
+    kind = "retryable"
+
+    def __init__(
+        self, message: str, *, http_status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, http_status=http_status)
+        self.retry_after = retry_after
+
+
+class NeedsAuth(PlatformError):
+    """Raised when the account's token is expired, revoked or lacks a scope."""
+
+    kind = "needs_auth"
+
+
+class PermanentError(PlatformError):
+    """Raised when a platform call will fail the same way however often it is tried."""
+
+    kind = "permanent"

@@ -1,0 +1,29 @@
+"""The database models of record, one module per domain."""
+
+from herald_common.models.accounts import Account, AccountStatus
+from herald_common.models.posts import (
+    ACTIVE_TARGET_STATES,
+    Attempt,
+    AttemptOutcome,
+    Post,
+    PostStatus,
+    Target,
+    TargetStatus,
+)
+from herald_common.models.sandbox import SandboxDelivery
+from herald_common.models.tenants import ApiKey, Tenant
+
+__all__ = [
+    "ACTIVE_TARGET_STATES",
+    "Account",
+    "AccountStatus",
+    "ApiKey",
+    "Attempt",
+    "AttemptOutcome",
+    "Post",
+    "PostStatus",
+    "SandboxDelivery",
+    "Target",
+    "TargetStatus",
+    "Tenant",
+]

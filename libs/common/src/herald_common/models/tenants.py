@@ -1,0 +1,34 @@
+"""Tenants (organizations) and their API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from herald_common.models.base import id_field, timestamp
+
+
+class Tenant(SQLModel, table=True):
+    """An organization; every other row belongs to exactly one."""
+
+    __tablename__ = "tenants"
+
+    id: str = id_field()
+    name: str = Field(max_length=200)
+    created_at: datetime = timestamp(nullable=False, default_now=True)
+
+
+class ApiKey(SQLModel, table=True):
+    """A bearer key of one tenant; only its SHA-256 is stored, found by its public prefix."""
+
+    __tablename__ = "api_keys"
+
+    id: str = id_field()
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=36)
+    name: str = Field(default="default", max_length=200)
+    prefix: str = Field(unique=True, max_length=32)
+    key_hash: str = Field(max_length=64)
+    is_admin: bool = Field(default=False)
+    created_at: datetime = timestamp(nullable=False, default_now=True)
+    revoked_at: datetime | None = timestamp()

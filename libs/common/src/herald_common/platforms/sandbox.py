@@ -1,0 +1,164 @@
+"""The built-in `sandbox` platform: keeps every post it is sent, so a new user sees one go out.
+
+It behaves like a real platform with an idempotency key: a repeated key returns the post
+accepted the first time. Through the account's settings it can be told to fail or to be slow,
+so retries and failures can be shown without code changes:
+
+    {"fail": "retryable" | "permanent" | "needs_auth",  # how to fail (default: never)
+     "fail_times": 1,          # fail the first N calls of each post, then succeed (default: all)
+     "fail_message": "...",    # the platform's error text
+     "retry_after": 3,         # seconds, sent with retryable failures like a 429's Retry-After
+     "latency_ms": 200,        # wait before answering
+     "hold_after_accept_ms": 0,  # wait after accepting, before answering (crash-test window)
+     "max_length": 500}        # characters a post may have
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import func, select
+
+from herald_common.db import session_scope
+from herald_common.errors import NeedsAuth, PermanentError, TransientError
+from herald_common.models import SandboxDelivery
+from herald_common.platforms.base import (
+    AccountRef,
+    Platform,
+    PublishRequest,
+    PublishResult,
+    Violation,
+)
+
+
+class SandboxSettings(BaseModel):
+    """The options a sandbox account accepts."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    fail: Literal["retryable", "permanent", "needs_auth"] | None = None
+    fail_times: int | None = Field(default=None, ge=1)
+    fail_message: str | None = Field(default=None, max_length=1000)
+    retry_after: float | None = Field(default=None, ge=0, le=3600)
+    latency_ms: int = Field(default=0, ge=0, le=60_000)
+    hold_after_accept_ms: int = Field(default=0, ge=0, le=600_000)
+    max_length: int = Field(default=500, ge=1, le=100_000)
+
+
+class SandboxPlatform(Platform):
+    """A platform whose store is Herald's own database table `sandbox_deliveries`."""
+
+    name = "sandbox"
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def validate(
+        self, text: str, media: list[Mapping[str, Any]], account: AccountRef
+    ) -> list[Violation]:
+        options = SandboxSettings.model_validate(dict(account.settings))
+        if len(text) > options.max_length:
+            return [
+                Violation(
+                    "max_length",
+                    f"is {len(text)} characters; this sandbox account takes at most "
+                    f"{options.max_length}",
+                )
+            ]
+        return []
+
+    def publish(self, request: PublishRequest) -> PublishResult:
+        options = SandboxSettings.model_validate(dict(request.account.settings))
+        if options.latency_ms:
+            time.sleep(options.latency_ms / 1000)
+        existing = self.lookup(request)
+        if existing is not None:
+            return existing
+        if options.fail and self._should_fail(request, options):
+            self._fail(request, options)
+        with session_scope(self._engine) as session:
+            delivery = SandboxDelivery(
+                tenant_id=request.account.tenant_id,
+                account_id=request.account.id,
+                idempotency_key=request.idempotency_key,
+                accepted_key=request.idempotency_key,
+                outcome="accepted",
+                content=request.text,
+            )
+            session.add(delivery)
+            try:
+                session.flush()
+            except IntegrityError:
+                # Another call with the same key won the race: answer with its post.
+                session.rollback()
+                delivery = None
+        if delivery is None:
+            found = self.lookup(request)
+            assert found is not None
+            return found
+        if options.hold_after_accept_ms:
+            time.sleep(options.hold_after_accept_ms / 1000)
+        return self._result(delivery, request.account, status=200)
+
+    def lookup(self, request: PublishRequest) -> PublishResult | None:
+        with session_scope(self._engine) as session:
+            delivery = session.exec(
+                select(SandboxDelivery).where(
+                    SandboxDelivery.account_id == request.account.id,
+                    SandboxDelivery.accepted_key == request.idempotency_key,
+                )
+            ).first()
+        return self._result(delivery, request.account, status=200) if delivery else None
+
+    def _should_fail(self, request: PublishRequest, options: SandboxSettings) -> bool:
+        if options.fail_times is None:
+            return True
+        with session_scope(self._engine) as session:
+            failures = session.exec(
+                select(func.count())
+                .select_from(SandboxDelivery)
+                .where(
+                    SandboxDelivery.account_id == request.account.id,
+                    SandboxDelivery.idempotency_key == request.idempotency_key,
+                    SandboxDelivery.outcome != "accepted",
+                )
+            ).one()
+        return failures < options.fail_times
+
+    def _fail(self, request: PublishRequest, options: SandboxSettings) -> None:
+        kind = options.fail
+        message = options.fail_message or {
+            "retryable": "sandbox: service unavailable (told to fail by the account's settings)",
+            "permanent": "sandbox: post rejected (told to fail by the account's settings)",
+            "needs_auth": "sandbox: access token expired (told to fail by the account's settings)",
+        }[kind or "permanent"]
+        with session_scope(self._engine) as session:
+            session.add(
+                SandboxDelivery(
+                    tenant_id=request.account.tenant_id,
+                    account_id=request.account.id,
+                    idempotency_key=request.idempotency_key,
+                    outcome=f"failed_{kind}",
+                    content=request.text,
+                    error=message,
+                )
+            )
+        if kind == "retryable":
+            status = 429 if options.retry_after is not None else 503
+            raise TransientError(message, http_status=status, retry_after=options.retry_after)
+        if kind == "needs_auth":
+            raise NeedsAuth(message, http_status=401)
+        raise PermanentError(message, http_status=422)
+
+    @staticmethod
+    def _result(delivery: SandboxDelivery, account: AccountRef, *, status: int) -> PublishResult:
+        return PublishResult(
+            platform_post_id=delivery.id,
+            url=f"sandbox://{account.handle}/{delivery.id}",
+            http_status=status,
+        )

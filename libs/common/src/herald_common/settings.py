@@ -1,0 +1,90 @@
+"""Settings read from the environment, once, by each entry point."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_PATH = Path("var") / "herald.db"
+
+
+class Settings(BaseSettings):
+    """Everything a Herald process can be told through its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "test", "production"] = Field(
+        default="development", alias="HERALD_ENV"
+    )
+    database_url: str = Field(default=f"sqlite:///{DEFAULT_SQLITE_PATH}")
+    database_pool_size: int = Field(default=10, ge=1)
+
+    # Redis, either as one URL or as the seeds' separate parts. Neither set → in-process broker.
+    redis_url: str | None = None
+    redis_host: str | None = None
+    redis_port: int = 6379
+    redis_password: str | None = None
+    redis_db: int = 0
+    # Keys of one deployment live under this namespace, so tests and tenants of Redis can share.
+    broker_namespace: str = Field(default="dramatiq", alias="HERALD_BROKER_NAMESPACE")
+
+    # Concurrency: a global default and one override per queue (see contracts.py).
+    queue_concurrency: int | None = Field(default=None, ge=1)
+    publish_worker_concurrency: int | None = Field(default=None, ge=1)
+    token_refresh_worker_concurrency: int | None = Field(default=None, ge=1)
+    content_worker_concurrency: int | None = Field(default=None, ge=1)
+    approval_worker_concurrency: int | None = Field(default=None, ge=1)
+    analytics_worker_concurrency: int | None = Field(default=None, ge=1)
+    image_worker_concurrency: int | None = Field(default=None, ge=1)
+
+    # Scheduler timing.
+    scheduler_tick_seconds: float = Field(default=0.25, gt=0)
+    scheduler_lookahead_seconds: float = Field(default=1.0, ge=0)
+    scheduler_batch_size: int = Field(default=500, ge=1)
+    # A target queued this long ago and never started is sent again (the message was lost).
+    requeue_after_seconds: float = Field(default=120.0, gt=0)
+    # A target publishing this long ago is reconciled with its platform (its worker died).
+    reconcile_after_seconds: float = Field(default=300.0, gt=0)
+
+    # Publishing.
+    publish_max_attempts: int = Field(default=3, ge=1)
+    publish_backoff_seconds: float = Field(default=2.0, gt=0)
+    publish_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    platform_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # HTTP API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_sqlite_in_production(self) -> Settings:
+        if self.environment == "production" and self.database_url.startswith("sqlite"):
+            raise ValueError("DATABASE_URL must point at PostgreSQL when HERALD_ENV=production")
+        return self
+
+    @property
+    def broker_url(self) -> str | None:
+        """The Redis URL, built from REDIS_URL or the REDIS_HOST/PORT/PASSWORD/DB parts."""
+        if self.redis_url:
+            return self.redis_url
+        if self.redis_host:
+            auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+            return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+        return None
+
+    def concurrency_for(self, queue: str, default: int) -> int:
+        """The worker concurrency for a queue: its own override, else the global one, else default."""
+        specific = getattr(self, f"{queue.replace('-', '_')}_worker_concurrency", None)
+        return specific or self.queue_concurrency or default
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()
