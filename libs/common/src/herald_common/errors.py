@@ -1,15 +1,15 @@
 """Herald's one error tree. Nothing here knows about HTTP; the API maps it once.
 
-    HeraldError
-    ├── NotFound             the thing does not exist for this tenant
-    ├── Conflict             the thing is in a state that forbids the change
-    ├── InvalidInput         the input breaks a rule; names the field(s)
-    ├── Unauthorized         no valid credentials were given
-    ├── Forbidden            the credentials may not do this
-    └── PlatformError        a platform call failed
-        ├── TransientError   worth trying again later (network, 5xx, 429)
-        ├── NeedsAuth        the account's token must be refreshed or re-granted
-        └── PermanentError   will fail the same way again (validation, revoked)
+HeraldError
+├── NotFound             the thing does not exist for this tenant
+├── Conflict             the thing is in a state that forbids the change
+├── InvalidInput         the input breaks a rule; names the field(s)
+├── Unauthorized         no valid credentials were given
+├── Forbidden            the credentials may not do this
+└── PlatformError        a platform call failed
+    ├── TransientError   worth trying again later (network, 5xx, 429)
+    ├── NeedsAuth        the account's token must be refreshed or re-granted
+    └── PermanentError   will fail the same way again (validation, revoked)
 """
 
 from __future__ import annotations

@@ -60,7 +60,9 @@ class Platform(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def validate(self, text: str, media: list[Mapping[str, Any]], account: AccountRef) -> list[Violation]:
+    def validate(
+        self, text: str, media: list[Mapping[str, Any]], account: AccountRef
+    ) -> list[Violation]:
         """The rules this post breaks on this account (empty when it can be published)."""
 
     @abstractmethod

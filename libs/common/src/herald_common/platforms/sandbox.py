@@ -132,11 +132,14 @@ class SandboxPlatform(Platform):
 
     def _fail(self, request: PublishRequest, options: SandboxSettings) -> None:
         kind = options.fail
-        message = options.fail_message or {
-            "retryable": "sandbox: service unavailable (told to fail by the account's settings)",
-            "permanent": "sandbox: post rejected (told to fail by the account's settings)",
-            "needs_auth": "sandbox: access token expired (told to fail by the account's settings)",
-        }[kind or "permanent"]
+        message = (
+            options.fail_message
+            or {
+                "retryable": "sandbox: service unavailable (told to fail by the account's settings)",
+                "permanent": "sandbox: post rejected (told to fail by the account's settings)",
+                "needs_auth": "sandbox: access token expired (told to fail by the account's settings)",
+            }[kind or "permanent"]
+        )
         with session_scope(self._engine) as session:
             session.add(
                 SandboxDelivery(

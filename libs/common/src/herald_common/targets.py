@@ -1,0 +1,233 @@
+"""Target transitions shared by the publisher and the scheduler.
+
+Every transition is one UPDATE conditioned on the target's current state and version
+(compare-and-set); zero rows means somebody else moved it first, and the caller does nothing.
+Lock order, everywhere: the post row, then its targets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from herald_common.db import session_scope
+from herald_common.models import (
+    ACTIVE_TARGET_STATES,
+    Account,
+    Attempt,
+    AttemptOutcome,
+    Post,
+    PostStatus,
+    Target,
+    TargetStatus,
+)
+from herald_common.platforms import (
+    AccountRef,
+    LookupUnsupported,
+    PlatformRegistry,
+    PublishRequest,
+    PublishResult,
+)
+from herald_common.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def derive_post_status(statuses: Iterable[str]) -> PostStatus | None:
+    """A scheduled post's status from its targets' (None when it has none)."""
+    statuses = list(statuses)
+    if not statuses:
+        return None
+    if all(s == TargetStatus.DRAFT for s in statuses):
+        return PostStatus.DRAFT
+    if any(s in ACTIVE_TARGET_STATES for s in statuses):
+        return PostStatus.SCHEDULED
+    live = [s for s in statuses if s != TargetStatus.CANCELED]
+    if not live:
+        return PostStatus.CANCELED
+    published = sum(1 for s in live if s == TargetStatus.PUBLISHED)
+    if published == len(live):
+        return PostStatus.PUBLISHED
+    return PostStatus.PARTIALLY_PUBLISHED if published else PostStatus.FAILED
+
+
+def lock_post(session: Session, post_id: str) -> Post | None:
+    """The post, locked for update (PostgreSQL) so its status is derived by one writer at a time."""
+    return session.exec(select(Post).where(Post.id == post_id).with_for_update()).first()
+
+
+def refresh_post_status(session: Session, post: Post, now: datetime) -> None:
+    """Derive the post's status from its targets and store it (the post must be locked)."""
+    session.flush()
+    statuses = session.exec(select(Target.status).where(Target.post_id == post.id)).all()
+    status = derive_post_status(statuses)
+    if status is None or status == post.status:
+        return
+    post.status = status
+    post.updated_at = now
+    if status in (PostStatus.PUBLISHED, PostStatus.PARTIALLY_PUBLISHED) and not post.published_at:
+        post.published_at = now
+    session.add(post)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a publish ended, and what the target becomes."""
+
+    status: TargetStatus  # PUBLISHED, RETRYING, FAILED or UNKNOWN
+    attempt: AttemptOutcome
+    result: PublishResult | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    http_status: int | None = None
+    retry_at: datetime | None = None
+
+
+def record_outcome(
+    session: Session,
+    *,
+    target_id: str,
+    claimed_version: int,
+    attempt_id: str | None,
+    outcome: Outcome,
+    now: datetime,
+) -> bool:
+    """Move a `publishing` target to its outcome; False when it was no longer ours to move."""
+    post_id = session.exec(select(Target.post_id).where(Target.id == target_id)).first()
+    if post_id is None:
+        return False
+    post = lock_post(session, post_id)
+    values: dict[str, object] = {
+        "status": outcome.status,
+        "version": claimed_version + 1,
+        "updated_at": now,
+        "error": outcome.error,
+        "error_kind": outcome.error_kind,
+    }
+    if outcome.status == TargetStatus.RETRYING:
+        values["due_at"] = outcome.retry_at
+    else:
+        values["finished_at"] = now
+    if outcome.result is not None:
+        values["platform_post_id"] = outcome.result.platform_post_id
+        values["platform_url"] = outcome.result.url
+        values["published_at"] = now
+    moved = session.execute(
+        update(Target)
+        .where(
+            Target.id == target_id,
+            Target.status == TargetStatus.PUBLISHING,
+            Target.version == claimed_version,
+        )
+        .values(**values)
+    ).rowcount
+    if not moved:
+        return False
+    if attempt_id is not None:
+        attempt = session.get(Attempt, attempt_id)
+        if attempt is not None:
+            attempt.finished_at = now
+            attempt.outcome = outcome.attempt
+            attempt.http_status = outcome.http_status
+            attempt.error = outcome.error
+            attempt.duration_ms = (now - attempt.started_at).total_seconds() * 1000
+            session.add(attempt)
+    if post is not None:
+        refresh_post_status(session, post, now)
+    return True
+
+
+def account_ref(account: Account) -> AccountRef:
+    """The adapter's view of an account."""
+    return AccountRef(
+        id=account.id,
+        tenant_id=account.tenant_id,
+        platform=account.platform,
+        handle=account.handle,
+        external_id=account.external_id,
+        settings=dict(account.settings or {}),
+    )
+
+
+def publish_request(target: Target, post: Post, account: Account) -> PublishRequest:
+    """The request for one target. Its idempotency key is the target id, stable across tries."""
+    return PublishRequest(
+        account=account_ref(account),
+        idempotency_key=target.id,
+        text=post.content,
+        media=tuple(post.media or ()),
+    )
+
+
+def reconcile(
+    engine: Engine,
+    platforms: PlatformRegistry,
+    *,
+    target_id: str,
+    claimed_version: int,
+    reason: str,
+) -> TargetStatus | None:
+    """Settle a target whose publish may or may not have reached the platform.
+
+    Asks the platform by idempotency key where it can: found → published; not found → retried
+    (nothing went out, so trying again cannot post twice). Where the platform cannot be asked,
+    the target becomes `unknown` for a person to resolve: never blindly posted again.
+    """
+    with session_scope(engine) as session:
+        target = session.get(Target, target_id)
+        if target is None or target.status != TargetStatus.PUBLISHING:
+            return None
+        post = session.get(Post, target.post_id)
+        account = session.get(Account, target.account_id)
+        attempt_id = session.exec(
+            select(Attempt.id)
+            .where(Attempt.target_id == target_id, Attempt.outcome.is_(None))  # type: ignore[union-attr]
+            .order_by(Attempt.number.desc())  # type: ignore[attr-defined]
+        ).first()
+    assert post is not None and account is not None
+    now = utcnow()
+    try:
+        found = platforms.get(account.platform).lookup(publish_request(target, post, account))
+    except LookupUnsupported:
+        outcome = Outcome(
+            status=TargetStatus.UNKNOWN,
+            attempt=AttemptOutcome.UNKNOWN,
+            error=(
+                f"{reason}; {account.platform} gives no way to ask whether the post went out, "
+                "so it is not sent again automatically: check the account, then mark the target "
+                "published or retry it"
+            ),
+            error_kind="unknown",
+        )
+    except Exception as exc:  # the platform could not be asked now: ask again on the next pass
+        log.warning("reconcile: lookup of target %s failed: %s", target_id, type(exc).__name__)
+        return None
+    else:
+        if found is not None:
+            outcome = Outcome(
+                status=TargetStatus.PUBLISHED, attempt=AttemptOutcome.PUBLISHED, result=found
+            )
+        else:
+            outcome = Outcome(
+                status=TargetStatus.RETRYING,
+                attempt=AttemptOutcome.RETRYABLE,
+                error=f"{reason}; the platform has no such post, so it is sent again",
+                error_kind="retryable",
+                retry_at=now,
+            )
+    with session_scope(engine) as session:
+        moved = record_outcome(
+            session,
+            target_id=target_id,
+            claimed_version=claimed_version,
+            attempt_id=attempt_id,
+            outcome=outcome,
+            now=now,
+        )
+    return outcome.status if moved else None

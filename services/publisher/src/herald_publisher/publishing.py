@@ -1,0 +1,227 @@
+"""Publishing one target, exactly once. Plain functions: no Dramatiq in here.
+
+1. Claim: one compare-and-set, queued at the message's version → publishing. Zero rows means
+   the message is a duplicate or stale (the post was edited, rescheduled or canceled since):
+   acknowledge it and publish nothing.
+2. Call the platform with an idempotency key derived from the target.
+3. Record the outcome and the attempt row; derive the post's status from its targets.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+
+from herald_common.db import session_scope
+from herald_common.errors import (
+    HeraldError,
+    InvalidInput,
+    NeedsAuth,
+    PermanentError,
+    PlatformError,
+    TransientError,
+)
+from herald_common.models import (
+    Account,
+    AccountStatus,
+    Attempt,
+    AttemptOutcome,
+    Post,
+    Target,
+    TargetStatus,
+)
+from herald_common.platforms import PlatformRegistry
+from herald_common.settings import Settings
+from herald_common.targets import Outcome, publish_request, reconcile, record_outcome
+from herald_common.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+#: Retry-After values beyond this are treated as "fail now": a day-long wait is a decision.
+MAX_RETRY_AFTER_SECONDS = 24 * 3600
+
+
+class Result(StrEnum):
+    """What handling one publish message came to."""
+
+    STALE = "stale"  # duplicate or outdated message: nothing done
+    PUBLISHED = "published"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    LOST = "lost"  # the outcome could not be recorded; the scheduler's reconciliation will
+
+
+@dataclass
+class Publisher:
+    """Publishes targets; its collaborators are handed in."""
+
+    engine: Engine
+    platforms: PlatformRegistry
+    settings: Settings
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def publish(self, target_id: str, version: int) -> Result:
+        """Handle one publish message for `target_id` at `version`."""
+        claimed = self._claim(target_id, version)
+        if claimed is None:
+            log.info(
+                "publish: target %s v%s is not queued at that version; skipped", target_id, version
+            )
+            return Result.STALE
+        target, post, account, attempt_id = claimed
+        claimed_version = target.version
+        outcome = self._call_platform(target, post, account)
+        if outcome is None:  # the call ended in a way that says nothing of the platform's state
+            status = reconcile(
+                self.engine,
+                self.platforms,
+                target_id=target_id,
+                claimed_version=claimed_version,
+                reason="the publish call ended unexpectedly",
+            )
+            return Result(status.value) if status else Result.LOST
+        with session_scope(self.engine) as session:
+            moved = record_outcome(
+                session,
+                target_id=target_id,
+                claimed_version=claimed_version,
+                attempt_id=attempt_id,
+                outcome=outcome,
+                now=self.clock(),
+            )
+        if not moved:
+            log.warning("publish: target %s was moved by someone else mid-publish", target_id)
+            return Result.LOST
+        log.info(
+            "publish: target %s → %s%s",
+            target_id,
+            outcome.status,
+            f" ({outcome.error})" if outcome.error else "",
+        )
+        return Result(outcome.status.value)
+
+    def _claim(self, target_id: str, version: int) -> tuple[Target, Post, Account, str] | None:
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            claimed = session.execute(
+                update(Target)
+                .where(
+                    Target.id == target_id,
+                    Target.status == TargetStatus.QUEUED,
+                    Target.version == version,
+                )
+                .values(
+                    status=TargetStatus.PUBLISHING,
+                    version=version + 1,
+                    started_at=now,
+                    updated_at=now,
+                    attempt_count=Target.attempt_count + 1,
+                )
+            ).rowcount
+            if not claimed:
+                return None
+            target = session.get(Target, target_id)
+            assert target is not None
+            post = session.get(Post, target.post_id)
+            account = session.get(Account, target.account_id)
+            assert post is not None and account is not None
+            # The attempt row is written with the claim, so a worker that dies mid-call
+            # still leaves a trace for reconciliation and for people.
+            attempt = Attempt(
+                tenant_id=target.tenant_id,
+                target_id=target.id,
+                number=target.attempt_count,
+                due_at=target.due_at,
+                started_at=now,
+                lateness_seconds=(now - target.due_at).total_seconds() if target.due_at else None,
+            )
+            session.add(attempt)
+            session.flush()
+            return target, post, account, attempt.id
+
+    def _call_platform(self, target: Target, post: Post, account: Account) -> Outcome | None:
+        if account.deleted_at is not None or account.status == AccountStatus.DISCONNECTED:
+            return _failed(AttemptOutcome.PERMANENT, "the account was disconnected", "permanent")
+        if account.status == AccountStatus.NEEDS_REAUTH:
+            reason = account.status_reason or "the account must be connected again"
+            return _failed(AttemptOutcome.NEEDS_AUTH, reason, "needs_auth")
+        try:
+            adapter = self.platforms.get(account.platform)
+            result = adapter.publish(publish_request(target, post, account))
+        except TransientError as exc:
+            return self._retry_or_fail(target, exc)
+        except NeedsAuth as exc:
+            return _failed(AttemptOutcome.NEEDS_AUTH, exc.message, "needs_auth", exc.http_status)
+        except PermanentError as exc:
+            return _failed(AttemptOutcome.PERMANENT, exc.message, "permanent", exc.http_status)
+        except (InvalidInput, PlatformError) as exc:
+            return _failed(AttemptOutcome.PERMANENT, exc.message, "permanent")
+        except HeraldError as exc:
+            return _failed(AttemptOutcome.PERMANENT, exc.message, "permanent")
+        except Exception:
+            # A bug or a crash inside the adapter: the post may or may not have gone out.
+            log.exception("publish: adapter %s raised unexpectedly", account.platform)
+            return None
+        return Outcome(
+            status=TargetStatus.PUBLISHED,
+            attempt=AttemptOutcome.PUBLISHED,
+            result=result,
+            http_status=result.http_status,
+        )
+
+    def _retry_or_fail(self, target: Target, exc: TransientError) -> Outcome:
+        attempts = target.attempt_count
+        if attempts >= self.settings.publish_max_attempts:
+            return _failed(
+                AttemptOutcome.RETRYABLE,
+                f"{exc.message} (gave up after {attempts} attempts)",
+                "retryable",
+                exc.http_status,
+            )
+        if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_SECONDS:
+            return _failed(
+                AttemptOutcome.RETRYABLE,
+                f"{exc.message} (the platform asks to wait {exc.retry_after:.0f} s)",
+                "retryable",
+                exc.http_status,
+            )
+        delay = backoff_seconds(self.settings, attempts, retry_after=exc.retry_after)
+        return Outcome(
+            status=TargetStatus.RETRYING,
+            attempt=AttemptOutcome.RETRYABLE,
+            error=exc.message,
+            error_kind="retryable",
+            http_status=exc.http_status,
+            retry_at=self.clock() + timedelta(seconds=delay),
+        )
+
+
+def backoff_seconds(
+    settings: Settings, attempts: int, *, retry_after: float | None = None
+) -> float:
+    """Seconds to wait after the `attempts`-th failure: exponential with jitter, at least Retry-After."""
+    base = settings.publish_backoff_seconds * 2 ** max(attempts - 1, 0)
+    delay = min(base, settings.publish_backoff_max_seconds)
+    # Up to 10% jitter spreads the retries of a platform-wide outage.
+    delay *= 1 + random.random() / 10
+    return max(delay, retry_after or 0.0)
+
+
+def _failed(
+    attempt: AttemptOutcome, error: str, kind: str, http_status: int | None = None
+) -> Outcome:
+    return Outcome(
+        status=TargetStatus.FAILED,
+        attempt=attempt,
+        error=error,
+        error_kind=kind,
+        http_status=http_status,
+    )

@@ -1,0 +1,241 @@
+"""The scheduler's work per tick, as plain methods: turn due rows into publish messages.
+
+- dispatch_due: claims due targets (scheduled or retrying) in batches, marks them queued with
+  a new version, commits, then sends one message each, delayed to fire on their second.
+- resend_lost: a target queued long ago that never started lost its message; send it again
+  at the same version (if the first message turns up after all, the claim lets one through).
+- reconcile_stuck: a target left publishing (its worker died mid-call) is settled with the
+  platform, never blindly posted again.
+
+Each query reads one partial index range bounded by LIMIT, so a tick costs what is due,
+not what is scheduled. Two schedulers can run: on PostgreSQL `FOR UPDATE SKIP LOCKED` keeps
+their batches apart; on SQLite the write lock does; and the publisher's claim is the last guard.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from dramatiq.broker import Broker
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from herald_common.contracts import PUBLISH, PublishTargetPayload, send
+from herald_common.db import is_sqlite, session_scope
+from herald_common.models import Target, TargetStatus
+from herald_common.models.posts import DISPATCHABLE_TARGET_STATES
+from herald_common.platforms import PlatformRegistry
+from herald_common.settings import Settings
+from herald_common.targets import reconcile
+from herald_common.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+#: queued_at given to targets whose message could not be sent: resend_lost picks them up first.
+NEVER_SENT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A target claimed for sending: the message's payload and when it should fire."""
+
+    target_id: str
+    version: int
+    due_at: datetime | None
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    dispatched: int = 0
+    resent: int = 0
+    reconciled: int = 0
+    send_failed: int = 0
+
+
+@dataclass
+class Dispatcher:
+    """Dispatches due targets; collaborators handed in."""
+
+    engine: Engine
+    broker: Broker
+    platforms: PlatformRegistry
+    settings: Settings
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def tick(self) -> TickReport:
+        """One pass: dispatch what is due, resend what was lost, reconcile what is stuck."""
+        report = TickReport()
+        now = self.clock()
+        report.dispatched, failed = self.dispatch_due(now)
+        report.send_failed += failed
+        report.resent, failed = self.resend_lost(now)
+        report.send_failed += failed
+        report.reconciled = self.reconcile_stuck(now)
+        return report
+
+    def dispatch_due(self, now: datetime) -> tuple[int, int]:
+        """Claim and send targets due by now + lookahead; (sent, failed to send)."""
+        horizon = now + timedelta(seconds=self.settings.scheduler_lookahead_seconds)
+        with session_scope(self.engine) as session:
+            query = (
+                select(Target.id)
+                .where(
+                    Target.status.in_(DISPATCHABLE_TARGET_STATES),  # type: ignore[attr-defined]
+                    Target.due_at <= horizon,  # type: ignore[operator]
+                )
+                .order_by(Target.due_at)  # type: ignore[arg-type]
+                .limit(self.settings.scheduler_batch_size)
+            )
+            if not is_sqlite(self.engine):
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.exec(query).all())
+            if not ids:
+                return 0, 0
+            session.execute(
+                update(Target)
+                .where(
+                    Target.id.in_(ids),  # type: ignore[attr-defined]
+                    Target.status.in_(DISPATCHABLE_TARGET_STATES),  # type: ignore[attr-defined]
+                )
+                .values(
+                    status=TargetStatus.QUEUED,
+                    version=Target.version + 1,
+                    queued_at=now,
+                    updated_at=now,
+                )
+            )
+            claimed = [
+                Queued(row[0], row[1], row[2])
+                for row in session.exec(
+                    select(Target.id, Target.version, Target.due_at).where(
+                        Target.id.in_(ids),  # type: ignore[attr-defined]
+                        Target.status == TargetStatus.QUEUED,
+                        Target.queued_at == now,
+                    )
+                ).all()
+            ]
+        # Committed: only now may the messages go out (commit, then send).
+        return self._send(claimed, now)
+
+    def resend_lost(self, now: datetime) -> tuple[int, int]:
+        """Send again targets queued longer than requeue_after that never started."""
+        cutoff = now - timedelta(seconds=self.settings.requeue_after_seconds)
+        with session_scope(self.engine) as session:
+            query = (
+                select(Target.id, Target.version, Target.due_at)
+                .where(
+                    Target.status == TargetStatus.QUEUED,
+                    Target.queued_at < cutoff,  # type: ignore[operator]
+                )
+                .order_by(Target.queued_at)  # type: ignore[arg-type]
+                .limit(self.settings.scheduler_batch_size)
+            )
+            if not is_sqlite(self.engine):
+                query = query.with_for_update(skip_locked=True)
+            lost = [Queued(row[0], row[1], row[2]) for row in session.exec(query).all()]
+            if not lost:
+                return 0, 0
+            for item in lost:
+                session.execute(
+                    update(Target)
+                    .where(
+                        Target.id == item.target_id,
+                        Target.status == TargetStatus.QUEUED,
+                        Target.version == item.version,
+                    )
+                    .values(queued_at=now)
+                )
+        log.warning("scheduler: %d queued target(s) never started; sending again", len(lost))
+        return self._send(lost, now)
+
+    def reconcile_stuck(self, now: datetime) -> int:
+        """Settle targets left publishing longer than reconcile_after."""
+        cutoff = now - timedelta(seconds=self.settings.reconcile_after_seconds)
+        with session_scope(self.engine) as session:
+            query = (
+                select(Target.id, Target.version)
+                .where(
+                    Target.status == TargetStatus.PUBLISHING,
+                    Target.started_at < cutoff,  # type: ignore[operator]
+                )
+                .order_by(Target.started_at)  # type: ignore[arg-type]
+                .limit(self.settings.scheduler_batch_size)
+            )
+            if not is_sqlite(self.engine):
+                query = query.with_for_update(skip_locked=True)
+            stuck = session.exec(query).all()
+            # Take each one over with a compare-and-set (a new version and start time), so a
+            # second scheduler, or the original worker if it was only slow, cannot also settle it.
+            taken: list[tuple[str, int]] = []
+            for target_id, version in stuck:
+                moved = session.execute(
+                    update(Target)
+                    .where(
+                        Target.id == target_id,
+                        Target.status == TargetStatus.PUBLISHING,
+                        Target.version == version,
+                    )
+                    .values(version=version + 1, started_at=now, updated_at=now)
+                ).rowcount
+                if moved:
+                    taken.append((target_id, version + 1))
+        settled = 0
+        for target_id, version in taken:
+            status = reconcile(
+                self.engine,
+                self.platforms,
+                target_id=target_id,
+                claimed_version=version,
+                reason=(
+                    "the worker stopped while publishing (no result after "
+                    f"{self.settings.reconcile_after_seconds:.0f} s)"
+                ),
+            )
+            if status is not None:
+                settled += 1
+                log.warning("scheduler: reconciled stuck target %s → %s", target_id, status)
+        return settled
+
+    def _send(self, items: list[Queued], now: datetime) -> tuple[int, int]:
+        for index, item in enumerate(items):
+            delay_ms = (
+                int((item.due_at - self.clock()).total_seconds() * 1000) if item.due_at else 0
+            )
+            try:
+                send(
+                    self.broker,
+                    PUBLISH,
+                    PublishTargetPayload(target_id=item.target_id, version=item.version),
+                    delay_ms=delay_ms,
+                )
+            except Exception as exc:
+                # The broker is away. Mark the rest as never sent so the next tick tries again
+                # straight away; their rows are safe in the database whatever happens.
+                unsent = items[index:]
+                log.error(
+                    "scheduler: broker unreachable (%s); %d target(s) wait in the database",
+                    type(exc).__name__,
+                    len(unsent),
+                )
+                self._mark_unsent(unsent)
+                return index, len(unsent)
+        return len(items), 0
+
+    def _mark_unsent(self, items: list[Queued]) -> None:
+        with session_scope(self.engine) as session:
+            for item in items:
+                session.execute(
+                    update(Target)
+                    .where(
+                        Target.id == item.target_id,
+                        Target.status == TargetStatus.QUEUED,
+                        Target.version == item.version,
+                    )
+                    .values(queued_at=NEVER_SENT)
+                )
