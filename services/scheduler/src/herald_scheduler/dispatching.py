@@ -72,10 +72,10 @@ class Dispatcher:
         """One pass: dispatch what is due, resend what was lost, reconcile what is stuck."""
         report = TickReport()
         now = self.clock()
-        report.dispatched, failed = self.dispatch_due(now)
-        report.send_failed += failed
-        report.resent, failed = self.resend_lost(now)
-        report.send_failed += failed
+        report.dispatched, report.send_failed = self.dispatch_due(now)
+        # The broker just failed: leave the resending to a later tick.
+        if not report.send_failed:
+            report.resent, report.send_failed = self.resend_lost(now)
         report.reconciled = self.reconcile_stuck(now)
         return report
 

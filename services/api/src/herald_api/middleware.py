@@ -1,0 +1,62 @@
+"""Falcon middleware: request ids and API-key authentication."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+import falcon
+from herald_common.db import session_scope
+from sqlalchemy.engine import Engine
+
+from herald_api.auth import authenticate, bearer_token
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:\-]")
+MAX_REQUEST_ID_LENGTH = 64
+
+
+def sanitize_request_id(value: str | None) -> str | None:
+    """A client's request id with anything but [A-Za-z0-9._:-] dropped, cut to 64 characters."""
+    if not value:
+        return None
+    cleaned = _UNSAFE.sub("", value)[:MAX_REQUEST_ID_LENGTH]
+    return cleaned or None
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (the client's X-Request-ID, or a new one) and echoes it."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.request_id = sanitize_request_id(req.get_header("X-Request-ID")) or (
+            uuid.uuid4().hex
+        )
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        request_id = getattr(req.context, "request_id", None)
+        if request_id:
+            resp.set_header("X-Request-ID", request_id)
+
+
+class AuthMiddleware:
+    """Requires a valid API key on every route but the public ones; puts the tenant on context."""
+
+    def __init__(self, engine: Engine, public_paths: Collection[str]) -> None:
+        self._engine = engine
+        self._public_paths = frozenset(public_paths)
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        # No resource means no route: let Falcon answer 404 without asking for a key.
+        if resource is None or req.uri_template in self._public_paths:
+            return
+        token = bearer_token(req.get_header("Authorization"))
+        with session_scope(self._engine) as session:
+            principal = authenticate(session, token)
+        req.context.tenant_id = principal.tenant_id
+        req.context.is_admin = principal.is_admin
+        req.context.api_key_id = principal.key_id

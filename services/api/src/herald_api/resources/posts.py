@@ -1,0 +1,96 @@
+"""Posts and their transitions."""
+
+from __future__ import annotations
+
+import falcon
+from herald_common.db import session_scope
+from herald_common.platforms import PlatformRegistry
+from sqlalchemy.engine import Engine
+
+from herald_api.parsing import parse_body, parse_query
+from herald_api.schemas import PostCreate, PostListQuery, PostPage, PostUpdate, ScheduleBody
+from herald_api.services import posts
+
+
+class PostCollection:
+    """/v1/posts"""
+
+    def __init__(self, engine: Engine, platforms: PlatformRegistry) -> None:
+        self._engine = engine
+        self._platforms = platforms
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = parse_query(req, PostListQuery)
+        with session_scope(self._engine) as session:
+            rows, next_cursor = posts.list_posts(
+                session,
+                req.context.tenant_id,
+                status=query.status,
+                limit=query.limit,
+                cursor=query.cursor,
+            )
+            page = PostPage(data=posts.describe(session, rows), next_cursor=next_cursor)
+        resp.media = page.model_dump(mode="json")
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = parse_body(req, PostCreate)
+        with session_scope(self._engine) as session:
+            post = posts.create_post(
+                session, req.context.tenant_id, body, platforms=self._platforms
+            )
+            out = posts.describe_detail(session, post)
+        resp.status = 201
+        resp.location = f"/v1/posts/{out.id}"
+        resp.media = out.model_dump(mode="json")
+
+
+class PostItem:
+    """/v1/posts/{post_id} and its actions (schedule, publish, cancel, retry)."""
+
+    def __init__(self, engine: Engine, platforms: PlatformRegistry) -> None:
+        self._engine = engine
+        self._platforms = platforms
+
+    def _respond(self, resp: falcon.Response, tenant_id: str, post_id: str) -> None:
+        with session_scope(self._engine) as session:
+            out = posts.describe_detail(session, posts.get_post(session, tenant_id, post_id))
+        resp.media = out.model_dump(mode="json")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
+        self._respond(resp, req.context.tenant_id, post_id)
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
+        body = parse_body(req, PostUpdate)
+        with session_scope(self._engine) as session:
+            posts.update_post(
+                session, req.context.tenant_id, post_id, body, platforms=self._platforms
+            )
+        self._respond(resp, req.context.tenant_id, post_id)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
+        with session_scope(self._engine) as session:
+            posts.delete_post(session, req.context.tenant_id, post_id)
+        resp.status = 204
+
+    def on_put_schedule(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
+        body = parse_body(req, ScheduleBody)
+        with session_scope(self._engine) as session:
+            posts.schedule_post(
+                session, req.context.tenant_id, post_id, body, platforms=self._platforms
+            )
+        self._respond(resp, req.context.tenant_id, post_id)
+
+    def on_post_publish(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
+        with session_scope(self._engine) as session:
+            posts.publish_post(session, req.context.tenant_id, post_id, platforms=self._platforms)
+        self._respond(resp, req.context.tenant_id, post_id)
+
+    def on_post_cancel(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
+        with session_scope(self._engine) as session:
+            posts.cancel_post(session, req.context.tenant_id, post_id)
+        self._respond(resp, req.context.tenant_id, post_id)
+
+    def on_post_retry(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
+        with session_scope(self._engine) as session:
+            posts.retry_post(session, req.context.tenant_id, post_id)
+        self._respond(resp, req.context.tenant_id, post_id)

@@ -1,0 +1,244 @@
+"""Request and response bodies: pydantic models that both validate and document the API.
+
+Request bodies are closed and strict (`extra="forbid", strict=True`) and are parsed from the raw
+JSON, so `true` is never taken for 1 and ISO-8601 strings still become datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from herald_common.models import PostStatus
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_CONTENT_LENGTH = 10_000
+MAX_ACCOUNTS_PER_POST = 50
+
+
+class Body(BaseModel):
+    """Base of every request body: unknown fields and loose types are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Out(BaseModel):
+    """Base of every response body; built from the database rows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class FieldErrorOut(Out):
+    """One broken rule."""
+
+    field: str = Field(description="Dotted path of the field, e.g. `account_ids.1`.")
+    reason: str
+
+
+class ErrorDetail(Out):
+    """What went wrong, in one shape for every error."""
+
+    code: str = Field(description="Stable machine-readable code, e.g. `invalid_input`.")
+    message: str
+    fields: list[FieldErrorOut] = Field(default_factory=list)
+    request_id: str | None = None
+
+
+class ErrorResponse(Out):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+class HealthOut(Out):
+    """The process is alive."""
+
+    status: Literal["ok"]
+
+
+class ReadyOut(Out):
+    """Whether the process can serve: its database, migrations and broker."""
+
+    status: Literal["ready", "not_ready"]
+    database: Literal["ok", "unreachable"]
+    migrations: Literal["current", "behind", "unknown"]
+    broker: Literal["ok", "unreachable"]
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+class AccountCreate(Body):
+    """Connect an account."""
+
+    platform: str = Field(description="One of the platforms Herald supports (`sandbox`).")
+    handle: str = Field(min_length=1, max_length=200)
+    external_id: str | None = Field(default=None, max_length=200)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Platform-specific, non-secret options."
+    )
+
+
+class AccountUpdate(Body):
+    """Change an account's handle or settings."""
+
+    handle: str | None = Field(default=None, min_length=1, max_length=200)
+    settings: dict[str, Any] | None = None
+
+
+class AccountOut(Out):
+    """A connected account."""
+
+    id: str
+    platform: str
+    handle: str
+    external_id: str | None
+    settings: dict[str, Any]
+    status: str
+    status_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AccountList(Out):
+    """The tenant's accounts."""
+
+    data: list[AccountOut]
+
+
+class SandboxDeliveryOut(Out):
+    """One call the sandbox platform received."""
+
+    id: str
+    idempotency_key: str
+    outcome: str
+    content: str
+    error: str | None
+    created_at: datetime
+
+
+class SandboxDeliveryList(Out):
+    """What the sandbox platform received for one account, newest first."""
+
+    data: list[SandboxDeliveryOut]
+
+
+# --- posts ------------------------------------------------------------------------------------
+
+
+class PostCreate(Body):
+    """Write a post: a draft, scheduled for a time, or published now."""
+
+    content: str = Field(max_length=MAX_CONTENT_LENGTH)
+    account_ids: list[str] = Field(min_length=1, max_length=MAX_ACCOUNTS_PER_POST)
+    scheduled_at: datetime | None = Field(
+        default=None,
+        description="With a UTC offset, or naive and read in `timezone`. Must be in the future.",
+    )
+    timezone: str | None = Field(
+        default=None, max_length=64, description="IANA time zone name, e.g. `Europe/Paris`."
+    )
+    publish_now: bool = False
+
+
+class PostUpdate(Body):
+    """Change a post that has not gone out yet. Absent fields are left as they are."""
+
+    content: str | None = Field(default=None, max_length=MAX_CONTENT_LENGTH)
+    account_ids: list[str] | None = Field(
+        default=None, min_length=1, max_length=MAX_ACCOUNTS_PER_POST
+    )
+    scheduled_at: datetime | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    status: Literal["draft"] | None = Field(
+        default=None, description="`draft` takes the post off the schedule."
+    )
+
+
+class ScheduleBody(Body):
+    """Schedule (or reschedule) a post."""
+
+    scheduled_at: datetime
+    timezone: str | None = Field(default=None, max_length=64)
+
+
+class PostListQuery(BaseModel):
+    """Query parameters of the post list (strings from the URL, so not strict)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: PostStatus | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+
+class AttemptOut(Out):
+    """One try at publishing a target."""
+
+    number: int
+    due_at: datetime | None
+    started_at: datetime
+    finished_at: datetime | None
+    lateness_seconds: float | None
+    outcome: str | None
+    http_status: int | None
+    error: str | None
+    duration_ms: float | None
+
+
+class TargetOut(Out):
+    """The post on one account."""
+
+    id: str
+    account_id: str
+    platform: str
+    status: str
+    version: int
+    due_at: datetime | None
+    attempt_count: int
+    platform_post_id: str | None
+    platform_url: str | None
+    error_kind: str | None
+    error: str | None
+    published_at: datetime | None
+    updated_at: datetime
+
+
+class TargetDetailOut(TargetOut):
+    """A target with its attempts."""
+
+    attempts: list[AttemptOut]
+
+
+class PostOut(Out):
+    """A post and its targets."""
+
+    id: str
+    status: str
+    content: str
+    scheduled_at: datetime | None
+    timezone: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    targets: list[TargetOut]
+
+
+class PostDetailOut(PostOut):
+    """A post, its targets and every target's attempts."""
+
+    targets: list[TargetDetailOut]  # type: ignore[assignment]
+
+
+class PostPage(Out):
+    """One page of posts, newest first."""
+
+    data: list[PostOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")

@@ -1,0 +1,147 @@
+"""Connected accounts: create, list, change, soft-delete, and what the sandbox received."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from herald_common.errors import FieldError, InvalidInput, NotFound
+from herald_common.models import Account, AccountStatus, SandboxDelivery
+from herald_common.platforms import ACCOUNT_SETTINGS_SCHEMAS, PLATFORMS
+from herald_common.timeutil import utcnow
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+
+from herald_api.parsing import field_errors
+from herald_api.schemas import AccountCreate, AccountUpdate
+from herald_api.services.posts import cancel_account_targets
+
+
+def get_account(session: Session, tenant_id: str, account_id: str) -> Account:
+    """The tenant's live account; NotFound for a deleted one or anyone else's."""
+    account = session.exec(
+        select(Account).where(
+            Account.id == account_id,
+            Account.tenant_id == tenant_id,
+            col(Account.deleted_at).is_(None),
+        )
+    ).first()
+    if account is None:
+        raise NotFound(f"no account {account_id}")
+    return account
+
+
+def list_accounts(session: Session, tenant_id: str) -> list[Account]:
+    """The tenant's live accounts, oldest first."""
+    return list(
+        session.exec(
+            select(Account)
+            .where(Account.tenant_id == tenant_id, col(Account.deleted_at).is_(None))
+            .order_by(col(Account.created_at), col(Account.id))
+        ).all()
+    )
+
+
+def _checked_settings(platform: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings, checked against the platform's schema (errors name `settings.<field>`)."""
+    schema = ACCOUNT_SETTINGS_SCHEMAS[platform]
+    try:
+        # Through JSON, as the body arrived: strict schemas then take ISO strings and numbers.
+        parsed = schema.model_validate_json(json.dumps(settings))
+    except ValidationError as exc:
+        raise InvalidInput(field_errors(exc, prefix="settings")) from None
+    return parsed.model_dump(mode="json", exclude_unset=True)
+
+
+def _handle_errors(handle: str) -> list[FieldError]:
+    return [] if handle.strip() else [FieldError("handle", "must not be empty")]
+
+
+def create_account(
+    session: Session, tenant_id: str, body: AccountCreate, *, now: datetime | None = None
+) -> Account:
+    """Connect an account on a platform Herald supports."""
+    now = now or utcnow()
+    errors = _handle_errors(body.handle)
+    if body.platform not in PLATFORMS:
+        errors.append(FieldError("platform", f"must be one of: {', '.join(PLATFORMS)}"))
+    if errors:
+        raise InvalidInput(errors)
+    account = Account(
+        tenant_id=tenant_id,
+        platform=body.platform,
+        handle=body.handle.strip(),
+        external_id=body.external_id,
+        settings=_checked_settings(body.platform, body.settings),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(account)
+    session.flush()
+    return account
+
+
+def update_account(
+    session: Session,
+    tenant_id: str,
+    account_id: str,
+    body: AccountUpdate,
+    *,
+    now: datetime | None = None,
+) -> Account:
+    """Change an account's handle and/or settings (settings are replaced as a whole)."""
+    now = now or utcnow()
+    account = get_account(session, tenant_id, account_id)
+    nulls = [
+        FieldError(name, "must not be null")
+        for name in sorted(body.model_fields_set)
+        if getattr(body, name) is None
+    ]
+    if nulls:
+        raise InvalidInput(nulls)
+    if body.handle is not None:
+        if errors := _handle_errors(body.handle):
+            raise InvalidInput(errors)
+        account.handle = body.handle.strip()
+    if body.settings is not None:
+        account.settings = _checked_settings(account.platform, body.settings)
+    account.updated_at = now
+    session.add(account)
+    session.flush()
+    return account
+
+
+def delete_account(
+    session: Session, tenant_id: str, account_id: str, *, now: datetime | None = None
+) -> None:
+    """Soft-delete the account and cancel its targets that have not started, in one go."""
+    now = now or utcnow()
+    account = get_account(session, tenant_id, account_id)
+    account.deleted_at = now
+    account.updated_at = now
+    account.status = AccountStatus.DISCONNECTED
+    account.status_reason = "deleted"
+    session.add(account)
+    session.flush()
+    cancel_account_targets(session, account, now)
+
+
+def sandbox_deliveries(
+    session: Session, tenant_id: str, account_id: str, *, limit: int = 100
+) -> list[SandboxDelivery]:
+    """What the sandbox platform received for one of the tenant's sandbox accounts."""
+    account = get_account(session, tenant_id, account_id)
+    if account.platform != "sandbox":
+        raise NotFound(f"no sandbox account {account_id}")
+    return list(
+        session.exec(
+            select(SandboxDelivery)
+            .where(
+                SandboxDelivery.account_id == account.id,
+                SandboxDelivery.tenant_id == tenant_id,
+            )
+            .order_by(col(SandboxDelivery.created_at).desc(), col(SandboxDelivery.id).desc())
+            .limit(limit)
+        ).all()
+    )

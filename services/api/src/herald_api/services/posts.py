@@ -1,0 +1,680 @@
+"""The post state machine: create, edit, schedule, publish, cancel, retry and delete posts.
+
+The database is the schedule of record. Nothing here talks to the broker: a change only moves
+rows, and the scheduler dispatches targets whose `due_at` has come. Every change runs in the
+caller's one transaction and follows the same steps:
+
+1. lock the post row (`lock_post`; lock order everywhere is post, then targets);
+2. check the whole request (404, 409, 422) before writing anything;
+3. move targets with UPDATEs conditioned on the status and version that were read, bumping
+   each moved target's `version` (a queued message carrying the old version then finds
+   nothing to do), and bump the post's `version` and `updated_at`;
+4. derive the post's status from its targets (`refresh_post_status`).
+
+Why a target was canceled is kept in its `error_kind`: `canceled` (with its post), `removed`
+(its account was taken off the post) or `account_deleted`. Only the first kind comes back when
+the post is rescheduled or published again; the others are no longer part of the post.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
+from herald_common.models import (
+    Account,
+    Attempt,
+    Post,
+    PostStatus,
+    Target,
+    TargetStatus,
+)
+from herald_common.platforms import PlatformRegistry
+from herald_common.targets import account_ref, lock_post, refresh_post_status
+from herald_common.timeutil import utcnow
+from sqlalchemy import and_, delete, or_, update
+from sqlmodel import Session, col, select
+
+from herald_api.schemas import (
+    MAX_CONTENT_LENGTH,
+    AttemptOut,
+    PostCreate,
+    PostDetailOut,
+    PostOut,
+    PostUpdate,
+    ScheduleBody,
+    TargetDetailOut,
+    TargetOut,
+)
+from herald_api.services.scheduling import resolve_schedule
+
+#: Targets that have not started: they can still be canceled.
+PENDING_STATES = frozenset(
+    {TargetStatus.DRAFT, TargetStatus.SCHEDULED, TargetStatus.QUEUED, TargetStatus.RETRYING}
+)
+#: Targets that can be (re)scheduled, published now or made a draft again.
+REVIVABLE_STATES = PENDING_STATES | {TargetStatus.FAILED, TargetStatus.CANCELED}
+#: Targets in flight or done: their post can no longer be edited or rescheduled.
+SENT_STATES = frozenset({TargetStatus.PUBLISHING, TargetStatus.PUBLISHED, TargetStatus.UNKNOWN})
+
+CANCELED_WITH_POST = "canceled"
+REMOVED_FROM_POST = "removed"
+ACCOUNT_DELETED = "account_deleted"
+
+_RULE_WORDS = {"max_length": "too long"}
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def get_post(session: Session, tenant_id: str, post_id: str, *, lock: bool = False) -> Post:
+    """The tenant's post (locked for update when asked); NotFound for anyone else's."""
+    post = (
+        lock_post(session, post_id)
+        if lock
+        else session.exec(select(Post).where(Post.id == post_id)).first()
+    )
+    if post is None or post.tenant_id != tenant_id:
+        raise NotFound(f"no post {post_id}")
+    return post
+
+
+def _targets(session: Session, post_ids: Iterable[str]) -> list[Target]:
+    ids = list(post_ids)
+    if not ids:
+        return []
+    return list(
+        session.exec(
+            select(Target)
+            .where(col(Target.post_id).in_(ids))
+            .order_by(col(Target.id))
+            .execution_options(populate_existing=True)
+        ).all()
+    )
+
+
+def encode_cursor(post: Post) -> str:
+    """An opaque cursor pointing just after `post` in (created_at desc, id desc) order."""
+    raw = json.dumps([post.created_at.isoformat(), post.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, post_id = json.loads(raw)
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(post_id, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidInput(FieldError("cursor", "is not a cursor this API gave out")) from None
+    return when, post_id
+
+
+def list_posts(
+    session: Session,
+    tenant_id: str,
+    *,
+    status: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> tuple[list[Post], str | None]:
+    """One page of the tenant's posts, newest first, and the cursor of the next page."""
+    query = select(Post).where(Post.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Post.status == status)
+    if cursor:
+        created_at, post_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(
+                col(Post.created_at) < created_at,
+                and_(col(Post.created_at) == created_at, col(Post.id) < post_id),
+            )
+        )
+    query = query.order_by(col(Post.created_at).desc(), col(Post.id).desc()).limit(limit + 1)
+    posts = list(session.exec(query).all())
+    next_cursor = encode_cursor(posts[limit - 1]) if len(posts) > limit else None
+    return posts[:limit], next_cursor
+
+
+def describe(session: Session, posts: Sequence[Post]) -> list[PostOut]:
+    """The posts with their targets, as the API shows them."""
+    by_post: dict[str, list[TargetOut]] = {post.id: [] for post in posts}
+    for target in _targets(session, by_post):
+        by_post[target.post_id].append(TargetOut.model_validate(target))
+    return [
+        PostOut.model_validate({**_post_fields(post), "targets": by_post[post.id]})
+        for post in posts
+    ]
+
+
+def describe_detail(session: Session, post: Post) -> PostDetailOut:
+    """The post with its targets and each target's attempts."""
+    targets = _targets(session, [post.id])
+    attempts: dict[str, list[AttemptOut]] = {t.id: [] for t in targets}
+    if targets:
+        rows = session.exec(
+            select(Attempt)
+            .where(col(Attempt.target_id).in_(list(attempts)))
+            .order_by(col(Attempt.number), col(Attempt.started_at))
+        ).all()
+        for attempt in rows:
+            attempts[attempt.target_id].append(AttemptOut.model_validate(attempt))
+    return PostDetailOut.model_validate(
+        {
+            **_post_fields(post),
+            "targets": [
+                TargetDetailOut.model_validate(
+                    {**TargetOut.model_validate(t).model_dump(), "attempts": attempts[t.id]}
+                )
+                for t in targets
+            ],
+        }
+    )
+
+
+def _post_fields(post: Post) -> dict[str, Any]:
+    return {name: getattr(post, name) for name in PostOut.model_fields if name != "targets"}
+
+
+# --- checking input -------------------------------------------------------------------------
+
+
+def _content_errors(content: str) -> list[FieldError]:
+    if not content.strip():
+        return [FieldError("content", "must not be empty")]
+    if len(content) > MAX_CONTENT_LENGTH:
+        return [FieldError("content", f"must be at most {MAX_CONTENT_LENGTH} characters")]
+    return []
+
+
+def _load_accounts(
+    session: Session, tenant_id: str, account_ids: Sequence[str]
+) -> tuple[list[Account], list[FieldError]]:
+    """The tenant's live accounts with these ids, in order; errors name `account_ids.<i>`."""
+    rows = session.exec(
+        select(Account).where(
+            Account.tenant_id == tenant_id,
+            col(Account.id).in_(set(account_ids)),
+            col(Account.deleted_at).is_(None),
+        )
+    ).all()
+    found = {account.id: account for account in rows}
+    accounts: list[Account] = []
+    errors: list[FieldError] = []
+    first_index: dict[str, int] = {}
+    for index, account_id in enumerate(account_ids):
+        field = f"account_ids.{index}"
+        if account_id in first_index:
+            errors.append(FieldError(field, f"repeats account_ids.{first_index[account_id]}"))
+        elif account_id not in found:
+            errors.append(FieldError(field, "no such account"))
+        else:
+            accounts.append(found[account_id])
+        first_index.setdefault(account_id, index)
+    return accounts, errors
+
+
+def _platform_errors(
+    platforms: PlatformRegistry, content: str, media: list[dict[str, Any]], accounts: Iterable[Account]
+) -> list[FieldError]:
+    """The content's violations of each account's platform rules, as errors on `content`."""
+    errors = []
+    for account in accounts:
+        ref = account_ref(account)
+        for violation in platforms.get(account.platform).validate(content, media, ref):
+            handle = account.handle if account.handle.startswith("@") else f"@{account.handle}"
+            words = _RULE_WORDS.get(violation.rule, "not accepted")
+            errors.append(
+                FieldError(
+                    "content",
+                    f"{words} for {account.platform} account {handle} ({violation.rule}): "
+                    f"{violation.reason}",
+                )
+            )
+    return errors
+
+
+def _null_errors(body: PostUpdate | Any) -> list[FieldError]:
+    return [
+        FieldError(name, "must not be null")
+        for name in sorted(body.model_fields_set)
+        if getattr(body, name) is None
+    ]
+
+
+# --- the post's account set ------------------------------------------------------------------
+
+
+def _is_member(target: Target) -> bool:
+    """Whether the target is still one of the post's accounts (not removed, not deleted)."""
+    return target.status != TargetStatus.CANCELED or target.error_kind in (None, CANCELED_WITH_POST)
+
+
+def _accounts_of(session: Session, targets: Sequence[Target]) -> dict[str, Account]:
+    ids = {t.account_id for t in targets}
+    if not ids:
+        return {}
+    rows = session.exec(select(Account).where(col(Account.id).in_(ids))).all()
+    return {account.id: account for account in rows}
+
+
+def _revivable(targets: Sequence[Target], accounts: dict[str, Account]) -> list[Target]:
+    """Targets that can be scheduled again: not sent, still on the post, account not deleted."""
+    return [
+        t
+        for t in targets
+        if t.status in REVIVABLE_STATES
+        and _is_member(t)
+        and accounts[t.account_id].deleted_at is None
+    ]
+
+
+def _ensure_unsent(targets: Sequence[Target], action: str) -> None:
+    """Conflict when any target is publishing, published or unknown."""
+    sent = Counter(t.status for t in targets if t.status in SENT_STATES)
+    if not sent:
+        return
+    members = sum(1 for t in targets if _is_member(t))
+    published = sent.get(TargetStatus.PUBLISHED, 0)
+    parts = [f"post was already published to {published} of {members} accounts"]
+    if sent.get(TargetStatus.PUBLISHING):
+        parts.append(f"{sent[TargetStatus.PUBLISHING]} being published right now")
+    if sent.get(TargetStatus.UNKNOWN):
+        parts.append(f"{sent[TargetStatus.UNKNOWN]} in an unknown state")
+    raise Conflict(
+        f"cannot {action}: " + ", ".join(parts) + "; create a new post or retry failed targets"
+    )
+
+
+def _summary(targets: Sequence[Target]) -> str:
+    counts = Counter(t.status for t in targets)
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no targets"
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _move(
+    session: Session, target: Target, now: datetime, *, strict: bool = True, **values: Any
+) -> bool:
+    """Compare-and-set one target from the status and version read; bumps its version.
+
+    A miss means a worker moved it meanwhile. When `strict`, that aborts the whole change
+    (the caller's transaction rolls back) rather than leave the post half-changed.
+    """
+    moved = session.execute(
+        update(Target)
+        .where(
+            col(Target.id) == target.id,
+            col(Target.status) == target.status,
+            col(Target.version) == target.version,
+        )
+        .values(version=target.version + 1, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not moved and strict:
+        raise Conflict("a target of this post changed while it was being updated; try again")
+    return bool(moved)
+
+
+def _schedule(
+    session: Session, targets: Sequence[Target], due_at: datetime | None, now: datetime
+) -> None:
+    """Put targets on the schedule at `due_at` (or back to draft when it is None)."""
+    status = TargetStatus.DRAFT if due_at is None else TargetStatus.SCHEDULED
+    for target in targets:
+        _move(
+            session,
+            target,
+            now,
+            status=status,
+            due_at=due_at,
+            error=None,
+            error_kind=None,
+            attempt_count=0,
+            queued_at=None,
+        )
+
+
+def _touch(session: Session, post: Post, now: datetime) -> None:
+    """Bump the post's version and derive its status from its targets."""
+    post.version += 1
+    post.updated_at = now
+    session.add(post)
+    refresh_post_status(session, post, now)
+    # A draft whose other targets were canceled (account removed or deleted) is still a draft;
+    # derive_post_status would call it failed, so say so here. See the report to libs/common.
+    statuses = session.exec(select(Target.status).where(Target.post_id == post.id)).all()
+    live = [s for s in statuses if s != TargetStatus.CANCELED]
+    if live and all(s == TargetStatus.DRAFT for s in live) and post.status != PostStatus.DRAFT:
+        post.status = PostStatus.DRAFT
+        session.add(post)
+    session.flush()
+
+
+def create_post(
+    session: Session,
+    tenant_id: str,
+    body: PostCreate,
+    *,
+    platforms: PlatformRegistry,
+    now: datetime | None = None,
+) -> Post:
+    """A new post: a draft, scheduled at `scheduled_at`, or due now with `publish_now`."""
+    now = now or utcnow()
+    errors = _content_errors(body.content)
+    accounts, account_errors = _load_accounts(session, tenant_id, body.account_ids)
+    errors += account_errors
+    when, time_errors = resolve_schedule(body.scheduled_at, body.timezone, now)
+    errors += time_errors
+    if body.publish_now and body.scheduled_at is not None:
+        errors.append(FieldError("scheduled_at", "cannot be given together with publish_now"))
+    if not errors:
+        errors += _platform_errors(platforms, body.content, [], accounts)
+    if errors:
+        raise InvalidInput(errors)
+
+    due_at = now if body.publish_now else when
+    status = TargetStatus.DRAFT if due_at is None else TargetStatus.SCHEDULED
+    post = Post(
+        tenant_id=tenant_id,
+        content=body.content,
+        status=PostStatus.DRAFT if due_at is None else PostStatus.SCHEDULED,
+        scheduled_at=due_at,
+        timezone=body.timezone if due_at is not None else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(post)
+    session.flush()
+    for account in accounts:
+        session.add(
+            Target(
+                tenant_id=tenant_id,
+                post_id=post.id,
+                account_id=account.id,
+                platform=account.platform,
+                status=status,
+                due_at=due_at,
+                updated_at=now,
+            )
+        )
+    refresh_post_status(session, post, now)
+    return post
+
+
+def update_post(
+    session: Session,
+    tenant_id: str,
+    post_id: str,
+    body: PostUpdate,
+    *,
+    platforms: PlatformRegistry,
+    now: datetime | None = None,
+) -> Post:
+    """Edit content, accounts, time, or take the post back to draft; only before it goes out."""
+    now = now or utcnow()
+    post = get_post(session, tenant_id, post_id, lock=True)
+    fields = body.model_fields_set
+    if null_errors := _null_errors(body):
+        raise InvalidInput(null_errors)
+    if not fields:
+        return post
+    targets = _targets(session, [post.id])
+    _ensure_unsent(targets, "change this post")
+    accounts = _accounts_of(session, targets)
+
+    errors: list[FieldError] = []
+    content = body.content if body.content is not None else post.content
+    if body.content is not None:
+        errors += _content_errors(content)
+    if body.account_ids is not None:
+        wanted, account_errors = _load_accounts(session, tenant_id, body.account_ids)
+        errors += account_errors
+    else:
+        wanted = [
+            accounts[t.account_id]
+            for t in targets
+            if _is_member(t) and accounts[t.account_id].deleted_at is None
+        ]
+    reschedule = body.scheduled_at is not None or body.timezone is not None
+    when = None
+    if reschedule:
+        when, time_errors = resolve_schedule(body.scheduled_at, body.timezone, now)
+        errors += time_errors
+        if body.status is not None:
+            errors.append(FieldError("status", "cannot be draft together with scheduled_at"))
+    if not errors and (body.content is not None or body.account_ids is not None):
+        errors += _platform_errors(platforms, content, post.media, wanted)
+    if errors:
+        raise InvalidInput(errors)
+
+    post.content = content
+    if body.account_ids is not None:
+        _set_accounts(session, post, targets, wanted, now)
+        targets = _targets(session, [post.id])
+        accounts = _accounts_of(session, targets)
+    if reschedule:
+        _schedule(session, _revivable(targets, accounts), when, now)
+        post.scheduled_at = when
+        post.timezone = body.timezone
+    elif body.status == "draft":
+        _schedule(session, _revivable(targets, accounts), None, now)
+        post.scheduled_at = None
+        post.timezone = None
+    _touch(session, post, now)
+    return post
+
+
+def _set_accounts(
+    session: Session, post: Post, targets: Sequence[Target], wanted: Sequence[Account], now: datetime
+) -> None:
+    """Cancel the targets of removed accounts and add (or revive) those of new ones."""
+    wanted_ids = {account.id for account in wanted}
+    by_account = {t.account_id: t for t in targets}
+    for target in targets:
+        if _is_member(target) and target.account_id not in wanted_ids:
+            _move(
+                session,
+                target,
+                now,
+                status=TargetStatus.CANCELED,
+                error_kind=REMOVED_FROM_POST,
+                error="account removed from this post",
+            )
+    # New accounts join the post where its other targets are: on the draft, or on the schedule.
+    members = [t for t in targets if _is_member(t) and t.account_id in wanted_ids]
+    due_at: datetime | None = None
+    status = TargetStatus.DRAFT
+    if not any(t.status == TargetStatus.DRAFT for t in members) and any(
+        t.status in PENDING_STATES for t in members
+    ):
+        status = TargetStatus.SCHEDULED
+        due_at = post.scheduled_at if post.scheduled_at and post.scheduled_at > now else now
+    for account in wanted:
+        existing = by_account.get(account.id)
+        if existing is not None and _is_member(existing):
+            continue
+        if existing is not None:
+            # (post_id, account_id) is unique: the old canceled target comes back.
+            _move(
+                session,
+                existing,
+                now,
+                status=status,
+                due_at=due_at,
+                error=None,
+                error_kind=None,
+                attempt_count=0,
+                queued_at=None,
+            )
+        else:
+            session.add(
+                Target(
+                    tenant_id=post.tenant_id,
+                    post_id=post.id,
+                    account_id=account.id,
+                    platform=account.platform,
+                    status=status,
+                    due_at=due_at,
+                    updated_at=now,
+                )
+            )
+    session.flush()
+
+
+def schedule_post(
+    session: Session,
+    tenant_id: str,
+    post_id: str,
+    body: ScheduleBody,
+    *,
+    platforms: PlatformRegistry,
+    now: datetime | None = None,
+) -> Post:
+    """(Re)schedule every target that has not gone out; their queued messages become stale."""
+    now = now or utcnow()
+    post = get_post(session, tenant_id, post_id, lock=True)
+    targets = _targets(session, [post.id])
+    _ensure_unsent(targets, "reschedule this post")
+    accounts = _accounts_of(session, targets)
+    when, errors = resolve_schedule(body.scheduled_at, body.timezone, now)
+    revivable = _revivable(targets, accounts)
+    if not errors:
+        errors += _platform_errors(
+            platforms, post.content, post.media, [accounts[t.account_id] for t in revivable]
+        )
+    if errors:
+        raise InvalidInput(errors)
+    if not revivable:
+        raise Conflict(f"no account left to publish to: {_summary(targets)}")
+    _schedule(session, revivable, when, now)
+    post.scheduled_at = when
+    post.timezone = body.timezone
+    _touch(session, post, now)
+    return post
+
+
+def publish_post(
+    session: Session,
+    tenant_id: str,
+    post_id: str,
+    *,
+    platforms: PlatformRegistry,
+    now: datetime | None = None,
+) -> Post:
+    """Make every target that has not gone out due now (the scheduler sends it at once)."""
+    now = now or utcnow()
+    post = get_post(session, tenant_id, post_id, lock=True)
+    targets = _targets(session, [post.id])
+    accounts = _accounts_of(session, targets)
+    revivable = _revivable(targets, accounts)
+    if not revivable:
+        raise Conflict(f"nothing left to publish: {_summary(targets)}")
+    errors = _platform_errors(
+        platforms, post.content, post.media, [accounts[t.account_id] for t in revivable]
+    )
+    if errors:
+        raise InvalidInput(errors)
+    _schedule(session, revivable, now, now)
+    post.scheduled_at = now
+    _touch(session, post, now)
+    return post
+
+
+def cancel_post(
+    session: Session, tenant_id: str, post_id: str, *, now: datetime | None = None
+) -> Post:
+    """Cancel every target that has not started. One being published now cannot be stopped."""
+    now = now or utcnow()
+    post = get_post(session, tenant_id, post_id, lock=True)
+    targets = _targets(session, [post.id])
+    pending = [t for t in targets if t.status in PENDING_STATES]
+    if not pending:
+        raise Conflict(f"nothing left to cancel: {_summary(targets)}")
+    for target in pending:
+        # A miss is a target a worker just claimed: it goes out, and the response shows it.
+        _move(
+            session,
+            target,
+            now,
+            strict=False,
+            status=TargetStatus.CANCELED,
+            error_kind=CANCELED_WITH_POST,
+            error=None,
+        )
+    _touch(session, post, now)
+    return post
+
+
+def retry_post(
+    session: Session, tenant_id: str, post_id: str, *, now: datetime | None = None
+) -> Post:
+    """Send the failed targets again now, with a fresh attempt budget."""
+    now = now or utcnow()
+    post = get_post(session, tenant_id, post_id, lock=True)
+    targets = _targets(session, [post.id])
+    accounts = _accounts_of(session, targets)
+    failed = [
+        t
+        for t in targets
+        if t.status == TargetStatus.FAILED and accounts[t.account_id].deleted_at is None
+    ]
+    if not failed:
+        raise Conflict(f"nothing to retry: no target has failed ({_summary(targets)})")
+    _schedule(session, failed, now, now)
+    _touch(session, post, now)
+    return post
+
+
+def delete_post(session: Session, tenant_id: str, post_id: str) -> None:
+    """Delete the post with its targets and attempts; not while one is being published."""
+    post = get_post(session, tenant_id, post_id, lock=True)
+    targets = _targets(session, [post.id])
+    publishing = sum(1 for t in targets if t.status == TargetStatus.PUBLISHING)
+    if publishing:
+        raise Conflict(
+            f"{publishing} target(s) of this post are being published right now; "
+            "try again when they have finished"
+        )
+    session.execute(delete(Post).where(col(Post.id) == post.id))
+
+
+def cancel_account_targets(
+    session: Session, account: Account, now: datetime
+) -> list[str]:
+    """Cancel the account's targets that have not started; returns the posts it touched."""
+    post_ids = sorted(
+        set(
+            session.exec(
+                select(Target.post_id).where(
+                    Target.account_id == account.id,
+                    col(Target.status).in_(list(PENDING_STATES)),
+                )
+            ).all()
+        )
+    )
+    for post_id in post_ids:
+        post = lock_post(session, post_id)
+        if post is None:
+            continue
+        for target in _targets(session, [post_id]):
+            if target.account_id == account.id and target.status in PENDING_STATES:
+                _move(
+                    session,
+                    target,
+                    now,
+                    strict=False,
+                    status=TargetStatus.CANCELED,
+                    error_kind=ACCOUNT_DELETED,
+                    error="the account was deleted",
+                )
+        _touch(session, post, now)
+    return post_ids

@@ -1,0 +1,153 @@
+"""`herald-embedded`: the whole system in one process, on embedded defaults (`make run`).
+
+SQLite, Dramatiq's in-process stub broker with worker threads, the scheduler loop in a
+thread and the API on a threaded WSGI server. The one place that composes services: it is
+for trying Herald and for development; production runs each service on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socketserver
+import threading
+from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from dramatiq import Worker
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from herald_api.app import create_app
+from herald_api.auth import issue_api_key
+from herald_common.broker import build_broker
+from herald_common.contracts import PUBLISH, queue_concurrency
+from herald_common.db import create_db_engine, migrate, session_scope
+from herald_common.models import Account, Tenant
+from herald_common.platforms import PlatformRegistry
+from herald_common.settings import Settings, get_settings
+from herald_common.workers import configure_logging
+from herald_publisher.actors import declare_actors
+from herald_publisher.publishing import Publisher
+from herald_scheduler.__main__ import run as run_scheduler
+from herald_scheduler.dispatching import Dispatcher
+
+log = logging.getLogger("herald_embedded")
+DEMO_FILE = Path("var") / "demo.json"
+
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    """A WSGI server with a thread per request."""
+
+    daemon_threads = True
+
+
+class QuietHandler(WSGIRequestHandler):
+    """Access lines through logging instead of stderr."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        log.info("%s %s", self.address_string(), format % args)
+
+
+def ensure_demo(engine: Engine, path: Path = DEMO_FILE) -> dict[str, str]:
+    """A demo tenant, key and sandbox account, made on first run and remembered in var/."""
+    if path.exists():
+        demo = json.loads(path.read_text())
+        with session_scope(engine) as session:
+            if session.get(Tenant, demo.get("tenant_id", "")) is not None:
+                return demo
+    with session_scope(engine) as session:
+        tenant = Tenant(name="Demo")
+        session.add(tenant)
+        session.flush()
+        key = issue_api_key(session, tenant.id, name="demo", is_admin=True)
+        account = Account(tenant_id=tenant.id, platform="sandbox", handle="demo")
+        session.add(account)
+        session.flush()
+        demo = {"tenant_id": tenant.id, "api_key": key, "account_id": account.id}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(demo))
+    return demo
+
+
+def main() -> None:
+    """Run API, scheduler and publisher in this process until Ctrl-C."""
+    settings: Settings = get_settings()
+    if settings.broker_url:
+        raise SystemExit("herald-embedded runs on the in-process broker: unset REDIS_URL")
+    configure_logging(settings)
+    engine = create_db_engine(settings.database_url)
+    migrate(engine)
+    broker = build_broker(settings)
+    platforms = PlatformRegistry(engine)
+    publisher = Publisher(engine=engine, platforms=platforms, settings=settings)
+    declare_actors(broker, lambda: publisher)
+    worker = Worker(
+        broker,
+        queues={PUBLISH.queue},
+        worker_threads=queue_concurrency(settings, PUBLISH.queue),
+        worker_timeout=100,
+    )
+    worker.start()
+
+    stop = threading.Event()
+    dispatcher = Dispatcher(engine=engine, broker=broker, platforms=platforms, settings=settings)
+    scheduler = threading.Thread(
+        target=run_scheduler,
+        args=(dispatcher, stop, settings.scheduler_tick_seconds),
+        name="scheduler",
+        daemon=True,
+    )
+    scheduler.start()
+
+    app = create_app(settings, engine=engine, broker=broker, platforms=platforms)
+    server = make_server(
+        settings.api_host,
+        settings.api_port,
+        app,
+        server_class=ThreadingWSGIServer,
+        handler_class=QuietHandler,
+    )
+    demo = ensure_demo(engine)
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    print(banner(base, demo), flush=True)
+
+    def shutdown(*_: object) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        stop.set()
+        scheduler.join(timeout=5)
+        worker.stop(timeout=10_000)
+        log.info("stopped")
+
+
+def banner(base: str, demo: dict[str, str]) -> str:
+    """What a new user sees: where things are, their key, and a post to try."""
+    key = demo["api_key"]
+    return f"""
+Herald is running (embedded: SQLite, in-process broker, sandbox platform).
+  API      {base}        docs {base}/docs
+  API key  {key}
+  account  {demo["account_id"]}  (sandbox @demo)
+
+Schedule a post 10 seconds from now:
+  curl -s -X POST {base}/v1/posts \\
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d "{{\\"content\\": \\"Hello from Herald\\", \\"account_ids\\": [\\"{demo["account_id"]}\\"], \\"scheduled_at\\": \\"$(date -u -d '+10 seconds' +%Y-%m-%dT%H:%M:%SZ)\\"}}"
+See it go out:
+  curl -s {base}/v1/accounts/{demo["account_id"]}/sandbox-posts -H "Authorization: Bearer {key}"
+""".rstrip()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HERALD_ENV", "development")
+    main()
