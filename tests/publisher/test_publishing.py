@@ -14,15 +14,17 @@ from herald_common.models import Attempt, Post, SandboxDelivery, Target, TargetS
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
-from herald_publisher.publishing import Publisher, Result, backoff_seconds
+from herald_publisher.publishing import EarlyMessage, Publisher, Result, backoff_seconds
 from tests.conftest import add_account, add_post, add_tenant
 
 
 def queue(engine: Engine, target_id: str) -> int:
-    """Put a target in `queued` as the scheduler does; its new version."""
+    """Put a target in `queued` as the scheduler does when it is due; its new version."""
     with session_scope(engine) as session:
         target = session.get(Target, target_id)
         assert target is not None
+        # The clock jumps to the target's time (a retry's due_at lies in the future).
+        target.due_at = min(target.due_at, utcnow())
         target.status = TargetStatus.QUEUED
         target.version += 1
         target.queued_at = utcnow()
@@ -293,3 +295,28 @@ def test_backoff_doubles_from_two_seconds_and_is_capped(settings):
     for delay, base in zip(delays, (2, 4, 8, 300), strict=True):
         assert base <= delay <= base * 1.1
     assert backoff_seconds(settings, 1, retry_after=60) == 60
+
+
+def test_a_message_that_arrives_before_its_time_is_deferred_not_published(sqlite_engine, publisher):
+    # Given a target queued for five seconds from now
+    tenant = add_tenant(sqlite_engine)
+    account = add_account(sqlite_engine, tenant)
+    _, [target_id] = add_post(
+        sqlite_engine, tenant, [account], due_at=utcnow() + timedelta(seconds=5)
+    )
+    version = 2
+    with session_scope(sqlite_engine) as session:
+        session.execute(
+            update(Target)
+            .where(Target.id == target_id)
+            .values(status=TargetStatus.QUEUED, version=version, queued_at=utcnow())
+        )
+
+    # When its message arrives now
+    with pytest.raises(EarlyMessage) as early:
+        publisher.publish(target_id, version)
+
+    # I expect nothing published, and to be told how long to wait
+    assert 4 < early.value.seconds <= 5
+    assert deliveries(sqlite_engine) == []
+    assert load(sqlite_engine, Target, target_id).status == TargetStatus.QUEUED

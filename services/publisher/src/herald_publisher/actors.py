@@ -9,8 +9,8 @@ import dramatiq
 from dramatiq.broker import Broker
 from pydantic import ValidationError
 
-from herald_common.contracts import PUBLISH, PublishTargetPayload
-from herald_publisher.publishing import Publisher
+from herald_common.contracts import PUBLISH, PublishTargetPayload, send
+from herald_publisher.publishing import EarlyMessage, Publisher
 
 
 def declare_actors(broker: Broker, publisher: Callable[[], Publisher]) -> dramatiq.Actor[Any, Any]:
@@ -18,7 +18,11 @@ def declare_actors(broker: Broker, publisher: Callable[[], Publisher]) -> dramat
 
     def publish_target(target_id: str, version: int) -> None:
         payload = PublishTargetPayload(target_id=target_id, version=version)
-        publisher().publish(payload.target_id, payload.version)
+        try:
+            publisher().publish(payload.target_id, payload.version)
+        except EarlyMessage as early:
+            # Not a failure, so not a Dramatiq retry: the same message, due later.
+            send(broker, PUBLISH, payload, delay_ms=max(1, int(early.seconds * 1000)))
 
     # A malformed message will not get better by retrying it.
     return dramatiq.actor(

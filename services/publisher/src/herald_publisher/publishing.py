@@ -44,8 +44,19 @@ from herald_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+#: A message may arrive this early (clocks of scheduler and worker differ slightly).
+EARLY_TOLERANCE = timedelta(milliseconds=50)
+
 #: Retry-After values beyond this are treated as "fail now": a day-long wait is a decision.
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
+
+
+class EarlyMessage(Exception):
+    """Raised when a message arrives before its target is due: send it again later."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"due in {seconds:.3f} s")
+        self.seconds = seconds
 
 
 class Result(StrEnum):
@@ -72,6 +83,7 @@ class Publisher:
         """Handle one publish message for `target_id` at `version`."""
         claimed = self._claim(target_id, version)
         if claimed is None:
+            self._raise_if_early(target_id, version)
             log.info(
                 "publish: target %s v%s is not queued at that version; skipped", target_id, version
             )
@@ -117,6 +129,8 @@ class Publisher:
                     Target.id == target_id,
                     Target.status == TargetStatus.QUEUED,
                     Target.version == version,
+                    # Never before its time, whatever message turns up early.
+                    Target.due_at <= now + EARLY_TOLERANCE,  # type: ignore[operator]
                 )
                 .values(
                     status=TargetStatus.PUBLISHING,
@@ -146,6 +160,14 @@ class Publisher:
             session.add(attempt)
             session.flush()
             return target, post, account, attempt.id
+
+    def _raise_if_early(self, target_id: str, version: int) -> None:
+        with session_scope(self.engine) as session:
+            target = session.get(Target, target_id)
+        if target is None or target.status != TargetStatus.QUEUED or target.version != version:
+            return
+        if target.due_at is not None:
+            raise EarlyMessage((target.due_at - self.clock()).total_seconds())
 
     def _call_platform(self, target: Target, post: Post, account: Account) -> Outcome | None:
         if account.deleted_at is not None or account.status == AccountStatus.DISCONNECTED:

@@ -18,6 +18,8 @@ class AccountRef:
     handle: str
     external_id: str | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # Tokens and passwords, decrypted for this call only; never logged (repr=False).
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
