@@ -1,0 +1,196 @@
+"""The real multi-process layout, started as subprocesses: gunicorn API, `dramatiq` publisher,
+scheduler. Used by the end-to-end tests, and by `make stack` to run it by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    check: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = ""
+) -> T:
+    """Poll `check` until it returns something truthy; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
+        time.sleep(interval)
+
+
+@dataclass
+class Stack:
+    """Herald's services as separate processes sharing one database and one Redis."""
+
+    database_url: str
+    redis_url: str
+    namespace: str
+    logdir: Path
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    api_key: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "HERALD_ENV": "test",
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": self.redis_url,
+                "HERALD_BROKER_NAMESPACE": self.namespace,
+                "API_HOST": "127.0.0.1",
+                "API_PORT": str(self.port),
+                "SCHEDULER_TICK_SECONDS": "0.1",
+                "PYTHONUNBUFFERED": "1",
+                "LOG_LEVEL": "INFO",
+            }
+        )
+        env.update(self.env_overrides)
+        return env
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115  (owned by the child)
+        self.procs[name] = subprocess.Popen(
+            argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def migrate(self) -> None:
+        subprocess.run([str(BIN / "herald-admin"), "migrate"], env=self.env(), check=True)
+
+    def create_tenant(self, name: str = "e2e", *, admin: bool = False) -> str:
+        """A new tenant's API key, made by the admin CLI."""
+        argv = [str(BIN / "herald-admin"), "create-tenant", "--name", name]
+        out = subprocess.run(
+            argv + (["--admin"] if admin else []),
+            env=self.env(),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return str(json.loads(out.strip().splitlines()[-1])["api_key"])
+
+    def start_api(self) -> None:
+        import herald_api
+
+        conf = Path(herald_api.__file__).parent / "gunicorn_conf.py"
+        self._spawn(
+            "api",
+            [str(BIN / "gunicorn"), "-c", str(conf), "herald_api.app:get_app()"],
+        )
+
+    def start_publisher(self) -> None:
+        self._spawn("publisher", [str(BIN / "herald-publisher")])
+
+    def start_scheduler(self, name: str = "scheduler") -> None:
+        self._spawn(name, [str(BIN / "herald-scheduler")])
+
+    def start(self) -> Stack:
+        """Migrate, start every service and wait until the API is ready."""
+        self.migrate()
+        self.start_api()
+        self.start_publisher()
+        self.start_scheduler()
+        self.wait_ready()
+        self.api_key = self.create_tenant()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
+            try:
+                return httpx.get(f"{self.base_url}/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, timeout=timeout, interval=0.2, what="the API to be ready")
+
+    def client(self, api_key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {api_key or self.api_key}"},
+            timeout=10,
+        )
+
+    def log(self, name: str) -> str:
+        path = self.logdir / f"{name}.log"
+        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def main() -> None:
+    """`make stack`: run the multi-process layout in the foreground until Ctrl-C."""
+    import tempfile
+
+    stack = Stack(
+        database_url=os.environ["DATABASE_URL"],
+        redis_url=os.environ["REDIS_URL"],
+        namespace=os.environ.get("HERALD_BROKER_NAMESPACE", "dramatiq"),
+        logdir=Path(tempfile.mkdtemp(prefix="herald-stack-")),
+        port=int(os.environ.get("API_PORT", "8000")),
+    )
+    try:
+        stack.start()
+        print(f"Herald stack up: API {stack.base_url} (docs {stack.base_url}/docs)")
+        print(f"API key: {stack.api_key}\nlogs: {stack.logdir}", flush=True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        stack.stop_all()
+
+
+def post_json(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST and return the JSON body, failing with the server's words on an error."""
+    response = client.post(path, json=body)
+    assert response.status_code < 300, response.text
+    return dict(response.json())
+
+
+if __name__ == "__main__":
+    main()
