@@ -44,13 +44,14 @@ def derive_post_status(statuses: Iterable[str]) -> PostStatus | None:
     statuses = list(statuses)
     if not statuses:
         return None
-    if all(s == TargetStatus.DRAFT for s in statuses):
-        return PostStatus.DRAFT
     if any(s in ACTIVE_TARGET_STATES for s in statuses):
         return PostStatus.SCHEDULED
     live = [s for s in statuses if s != TargetStatus.CANCELED]
     if not live:
         return PostStatus.CANCELED
+    # A draft whose removed accounts left canceled targets behind is still a draft.
+    if all(s == TargetStatus.DRAFT for s in live):
+        return PostStatus.DRAFT
     published = sum(1 for s in live if s == TargetStatus.PUBLISHED)
     if published == len(live):
         return PostStatus.PUBLISHED

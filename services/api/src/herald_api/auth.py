@@ -12,9 +12,10 @@ import secrets
 import string
 from dataclasses import dataclass
 
+from sqlmodel import Session, select
+
 from herald_common.errors import Unauthorized
 from herald_common.models import ApiKey, Tenant
-from sqlmodel import Session, select
 
 KEY_SCHEME = "hrld"
 PREFIX_LENGTH = 12
@@ -45,7 +46,9 @@ def issue_api_key(
     prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(PREFIX_LENGTH))
     key = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(_SECRET_BYTES)}"
     session.add(
-        ApiKey(tenant_id=tenant_id, name=name, prefix=prefix, key_hash=hash_key(key), is_admin=is_admin)
+        ApiKey(
+            tenant_id=tenant_id, name=name, prefix=prefix, key_hash=hash_key(key), is_admin=is_admin
+        )
     )
     session.flush()
     return key

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import falcon
+
 from herald_common.errors import (
     Conflict,
     FieldError,
@@ -47,6 +48,11 @@ _CODE_OF_STATUS = {
     503: "unavailable",
 }
 
+_FALLBACK_MESSAGE = {
+    404: "no route {method} {path}",
+    405: "{method} is not allowed on {path}",
+}
+
 
 class MalformedJson(falcon.HTTPBadRequest):
     """Raised when a request body is not valid JSON."""
@@ -54,7 +60,9 @@ class MalformedJson(falcon.HTTPBadRequest):
     error_code = "malformed_json"
 
     def __init__(self, detail: str) -> None:
-        super().__init__(title="Malformed JSON", description=f"the body is not valid JSON: {detail}")
+        super().__init__(
+            title="Malformed JSON", description=f"the body is not valid JSON: {detail}"
+        )
 
 
 def error_body(
@@ -90,10 +98,13 @@ def _handle_http_error(
 ) -> None:
     status = ex.status_code
     code = getattr(ex, "error_code", None) or _CODE_OF_STATUS.get(status, "error")
-    message = ex.description or ex.title or "error"
+    message = ex.description
+    if not message and status in _FALLBACK_MESSAGE:
+        message = _FALLBACK_MESSAGE[status].format(method=req.method, path=req.path)
+    message = message or ex.title or "error"
     resp.status = status
-    for name, value in (ex.headers or {}).items():
-        resp.set_header(name, value)
+    if ex.headers:
+        resp.set_headers(ex.headers)
     resp.media = error_body(req, code, message)
 
 

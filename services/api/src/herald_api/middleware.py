@@ -8,10 +8,10 @@ from collections.abc import Collection
 from typing import Any
 
 import falcon
-from herald_common.db import session_scope
 from sqlalchemy.engine import Engine
 
 from herald_api.auth import authenticate, bearer_token
+from herald_common.db import session_scope
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:\-]")
 MAX_REQUEST_ID_LENGTH = 64

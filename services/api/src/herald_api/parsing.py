@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import falcon
-from herald_common.errors import FieldError, InvalidInput
 from pydantic import BaseModel, ValidationError
 
 from herald_api.errors import MalformedJson
+from herald_common.errors import FieldError, InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -19,15 +19,32 @@ MAX_BODY_BYTES = 1024 * 1024
 _JSON_TYPES = ("application/json",)
 
 
+def _items(count: object) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"
+
+
 def _reason(error: Mapping[str, Any]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "missing":
         return "is required"
+    ctx = error.get("ctx") or {}
+    if kind == "string_too_short":
+        return f"must be at least {ctx.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        return f"must have at least {_items(ctx.get('min_length'))}"
+    if kind == "too_long":
+        return f"must have at most {_items(ctx.get('max_length'))}"
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
-    for prefix, plain in (("Input should", "must"), ("String should", "must"), ("List should", "must")):
+    for prefix, plain in (
+        ("Input should", "must"),
+        ("String should", "must"),
+        ("List should", "must"),
+    ):
         if message.startswith(prefix):
             return plain + message[len(prefix) :]
     return message[:1].lower() + message[1:]

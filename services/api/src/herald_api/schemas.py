@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from herald_common.models import PostStatus
 from pydantic import BaseModel, ConfigDict, Field
+
+from herald_common.models import PostStatus
 
 MAX_CONTENT_LENGTH = 10_000
 MAX_ACCOUNTS_PER_POST = 50
@@ -241,4 +242,6 @@ class PostPage(Out):
     """One page of posts, newest first."""
 
     data: list[PostOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )

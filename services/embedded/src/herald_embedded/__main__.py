@@ -18,7 +18,6 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from dramatiq import Worker
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from herald_api.app import create_app
 from herald_api.auth import issue_api_key
@@ -47,7 +46,7 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 class QuietHandler(WSGIRequestHandler):
     """Access lines through logging instead of stderr."""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         log.info("%s %s", self.address_string(), format % args)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from herald_common.errors import InvalidInput
+from herald_common.errors import FieldError, InvalidInput
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
@@ -31,7 +31,9 @@ class PlatformRegistry:
         try:
             return self._adapters[platform]
         except KeyError:
-            raise InvalidInput([], f"unsupported platform {platform!r}") from None
+            raise InvalidInput(
+                FieldError("platform", f"Herald has no adapter for {platform!r}")
+            ) from None
 
 
 __all__ = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import falcon
-from herald_common.db import session_scope
 from sqlalchemy.engine import Engine
 
 from herald_api.parsing import parse_body
@@ -16,6 +15,7 @@ from herald_api.schemas import (
     SandboxDeliveryOut,
 )
 from herald_api.services import accounts
+from herald_common.db import session_scope
 
 
 class AccountCollection:

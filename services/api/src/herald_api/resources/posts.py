@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import falcon
-from herald_common.db import session_scope
-from herald_common.platforms import PlatformRegistry
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from herald_api.parsing import parse_body, parse_query
 from herald_api.schemas import PostCreate, PostListQuery, PostPage, PostUpdate, ScheduleBody
 from herald_api.services import posts
+from herald_common.db import session_scope
+from herald_common.models import Post
+from herald_common.platforms import PlatformRegistry
 
 
 class PostCollection:
@@ -51,21 +55,25 @@ class PostItem:
         self._engine = engine
         self._platforms = platforms
 
-    def _respond(self, resp: falcon.Response, tenant_id: str, post_id: str) -> None:
+    def _run(self, resp: falcon.Response, change: Callable[[Session], Post]) -> None:
+        # The response shows the post as this transaction left it.
         with session_scope(self._engine) as session:
-            out = posts.describe_detail(session, posts.get_post(session, tenant_id, post_id))
+            out = posts.describe_detail(session, change(session))
         resp.media = out.model_dump(mode="json")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
-        self._respond(resp, req.context.tenant_id, post_id)
+        tenant_id = req.context.tenant_id
+        self._run(resp, lambda session: posts.get_post(session, tenant_id, post_id))
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
         body = parse_body(req, PostUpdate)
-        with session_scope(self._engine) as session:
-            posts.update_post(
-                session, req.context.tenant_id, post_id, body, platforms=self._platforms
-            )
-        self._respond(resp, req.context.tenant_id, post_id)
+        tenant_id = req.context.tenant_id
+        self._run(
+            resp,
+            lambda session: posts.update_post(
+                session, tenant_id, post_id, body, platforms=self._platforms
+            ),
+        )
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
         with session_scope(self._engine) as session:
@@ -74,23 +82,27 @@ class PostItem:
 
     def on_put_schedule(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
         body = parse_body(req, ScheduleBody)
-        with session_scope(self._engine) as session:
-            posts.schedule_post(
-                session, req.context.tenant_id, post_id, body, platforms=self._platforms
-            )
-        self._respond(resp, req.context.tenant_id, post_id)
+        tenant_id = req.context.tenant_id
+        self._run(
+            resp,
+            lambda session: posts.schedule_post(
+                session, tenant_id, post_id, body, platforms=self._platforms
+            ),
+        )
 
     def on_post_publish(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
-        with session_scope(self._engine) as session:
-            posts.publish_post(session, req.context.tenant_id, post_id, platforms=self._platforms)
-        self._respond(resp, req.context.tenant_id, post_id)
+        tenant_id = req.context.tenant_id
+        self._run(
+            resp,
+            lambda session: posts.publish_post(
+                session, tenant_id, post_id, platforms=self._platforms
+            ),
+        )
 
     def on_post_cancel(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
-        with session_scope(self._engine) as session:
-            posts.cancel_post(session, req.context.tenant_id, post_id)
-        self._respond(resp, req.context.tenant_id, post_id)
+        tenant_id = req.context.tenant_id
+        self._run(resp, lambda session: posts.cancel_post(session, tenant_id, post_id))
 
     def on_post_retry(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
-        with session_scope(self._engine) as session:
-            posts.retry_post(session, req.context.tenant_id, post_id)
-        self._respond(resp, req.context.tenant_id, post_id)
+        tenant_id = req.context.tenant_id
+        self._run(resp, lambda session: posts.retry_post(session, tenant_id, post_id))

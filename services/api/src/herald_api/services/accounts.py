@@ -6,16 +6,16 @@ import json
 from datetime import datetime
 from typing import Any
 
-from herald_common.errors import FieldError, InvalidInput, NotFound
-from herald_common.models import Account, AccountStatus, SandboxDelivery
-from herald_common.platforms import ACCOUNT_SETTINGS_SCHEMAS, PLATFORMS
-from herald_common.timeutil import utcnow
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from herald_api.parsing import field_errors
 from herald_api.schemas import AccountCreate, AccountUpdate
 from herald_api.services.posts import cancel_account_targets
+from herald_common.errors import FieldError, InvalidInput, NotFound
+from herald_common.models import Account, AccountStatus, SandboxDelivery
+from herald_common.platforms import ACCOUNT_SETTINGS_SCHEMAS, PLATFORMS
+from herald_common.timeutil import utcnow
 
 
 def get_account(session: Session, tenant_id: str, account_id: str) -> Account:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from dramatiq.broker import Broker
-from herald_common.broker import broker_reachable
-from herald_common.db import migrations_current
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from herald_common.broker import broker_reachable
+from herald_common.db import migrations_current
 
 log = logging.getLogger(__name__)
 

@@ -26,19 +26,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
-from herald_common.models import (
-    Account,
-    Attempt,
-    Post,
-    PostStatus,
-    Target,
-    TargetStatus,
-)
-from herald_common.platforms import PlatformRegistry
-from herald_common.targets import account_ref, lock_post, refresh_post_status
-from herald_common.timeutil import utcnow
 from sqlalchemy import and_, delete, or_, update
+from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col, select
 
 from herald_api.schemas import (
@@ -53,6 +42,18 @@ from herald_api.schemas import (
     TargetOut,
 )
 from herald_api.services.scheduling import resolve_schedule
+from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
+from herald_common.models import (
+    Account,
+    Attempt,
+    Post,
+    PostStatus,
+    Target,
+    TargetStatus,
+)
+from herald_common.platforms import PlatformRegistry
+from herald_common.targets import account_ref, lock_post, refresh_post_status
+from herald_common.timeutil import utcnow
 
 #: Targets that have not started: they can still be canceled.
 PENDING_STATES = frozenset(
@@ -222,7 +223,10 @@ def _load_accounts(
 
 
 def _platform_errors(
-    platforms: PlatformRegistry, content: str, media: list[dict[str, Any]], accounts: Iterable[Account]
+    platforms: PlatformRegistry,
+    content: str,
+    media: list[dict[str, Any]],
+    accounts: Iterable[Account],
 ) -> list[FieldError]:
     """The content's violations of each account's platform rules, as errors on `content`."""
     errors = []
@@ -309,7 +313,7 @@ def _move(
     A miss means a worker moved it meanwhile. When `strict`, that aborts the whole change
     (the caller's transaction rolls back) rather than leave the post half-changed.
     """
-    moved = session.execute(
+    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         update(Target)
         .where(
             col(Target.id) == target.id,
@@ -318,7 +322,8 @@ def _move(
         )
         .values(version=target.version + 1, updated_at=now, **values)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )
+    moved = result.rowcount
     if not moved and strict:
         raise Conflict("a target of this post changed while it was being updated; try again")
     return bool(moved)
@@ -474,7 +479,11 @@ def update_post(
 
 
 def _set_accounts(
-    session: Session, post: Post, targets: Sequence[Target], wanted: Sequence[Account], now: datetime
+    session: Session,
+    post: Post,
+    targets: Sequence[Target],
+    wanted: Sequence[Account],
+    now: datetime,
 ) -> None:
     """Cancel the targets of removed accounts and add (or revive) those of new ones."""
     wanted_ids = {account.id for account in wanted}
@@ -647,9 +656,7 @@ def delete_post(session: Session, tenant_id: str, post_id: str) -> None:
     session.execute(delete(Post).where(col(Post.id) == post.id))
 
 
-def cancel_account_targets(
-    session: Session, account: Account, now: datetime
-) -> list[str]:
+def cancel_account_targets(session: Session, account: Account, now: datetime) -> list[str]:
     """Cancel the account's targets that have not started; returns the posts it touched."""
     post_ids = sorted(
         set(

@@ -41,9 +41,7 @@ def resolve_schedule(
         return None, errors
     if scheduled_at.tzinfo is None or scheduled_at.utcoffset() is None:
         if timezone is None:
-            errors.append(
-                FieldError("scheduled_at", "has no UTC offset; add one or give timezone")
-            )
+            errors.append(FieldError("scheduled_at", "has no UTC offset; add one or give timezone"))
             return None, errors
         if tz is None:
             return None, errors

@@ -1,0 +1,258 @@
+"""What the HTTP adapters share: httpx outcomes as Herald's platform errors, media, text length.
+
+PlatformError
+├── TransientError   network failure or timeout, 5xx, 408, 425, 429 (with `retry_after`)
+├── NeedsAuth        401 (and what an adapter decides is an auth failure)
+└── PermanentError   every other 4xx, with the platform's own words
+
+Adapters call `transport_error` for `httpx.TransportError` and `status_error` for a response
+they did not expect; each adapter first handles the statuses its platform gives a special
+meaning (an expired token to refresh, a record that already exists).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import math
+import time
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from herald_common.errors import (
+    NeedsAuth,
+    PermanentError,
+    PlatformError,
+    TransientError,
+)
+
+#: Statuses that say "not now" rather than "never".
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+#: Epoch values above this are absolute times; below it, a number of seconds to wait.
+_EPOCH_THRESHOLD = 1_000_000_000
+
+
+def transport_error(platform: str, exc: httpx.TransportError) -> TransientError:
+    """A network failure or timeout: the request may or may not have reached the platform."""
+    return TransientError(f"{platform}: {_describe_transport(exc)}", http_status=None)
+
+
+def _describe_transport(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"the request timed out ({type(exc).__name__})"
+    return f"the platform could not be reached ({type(exc).__name__})"
+
+
+def error_text(response: httpx.Response) -> str:
+    """The platform's own words for a failed response: its JSON `error`/`message`, else its text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        message = body.get("message") or body.get("error_description")
+        parts = [str(p) for p in (error, message) if isinstance(p, str) and p]
+        if parts:
+            return ": ".join(parts)
+    text = response.text.strip()
+    return text[:300] if text else (response.reason_phrase or f"HTTP {response.status_code}")
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """The machine-readable `error` field of a JSON error body, if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, Mapping) and isinstance(body.get("error"), str):
+        return body["error"]
+    return None
+
+
+def retry_after_seconds(
+    headers: httpx.Headers,
+    *,
+    reset_headers: tuple[str, ...] = (),
+    now: Callable[[], float] = time.time,
+) -> float | None:
+    """Seconds to wait before trying again, from `Retry-After` or else the first reset header.
+
+    `Retry-After` is delta-seconds or an HTTP date (RFC 9110). A reset header may be an ISO 8601
+    time (Mastodon's X-RateLimit-Reset), epoch seconds (Bluesky's RateLimit-Reset), or a number
+    of seconds to wait (the IETF RateLimit header draft); a number is read as epoch seconds when
+    it is large enough to be one.
+    """
+    value = headers.get("retry-after")
+    if value is not None:
+        seconds = _parse_retry_after(value.strip(), now)
+        if seconds is not None:
+            return seconds
+    for name in reset_headers:
+        value = headers.get(name)
+        if value is None:
+            continue
+        seconds = _parse_reset(value.strip(), now)
+        if seconds is not None:
+            return seconds
+    return None
+
+
+def _parse_retry_after(value: str, now: Callable[[], float]) -> float | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(when.timestamp() - now(), 0.0)
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _parse_reset(value: str, now: Callable[[], float]) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(when.timestamp() - now(), 0.0)
+    if not math.isfinite(number):
+        return None
+    if number > _EPOCH_THRESHOLD:
+        return max(number - now(), 0.0)
+    return max(number, 0.0)
+
+
+def status_error(
+    platform: str,
+    response: httpx.Response,
+    *,
+    reset_headers: tuple[str, ...] = (),
+    now: Callable[[], float] = time.time,
+) -> PlatformError:
+    """The error for an unexpected response: retryable, needs-auth or permanent."""
+    status = response.status_code
+    message = f"{platform}: {error_text(response)} (HTTP {status})"
+    if status == 429:
+        retry_after = retry_after_seconds(response.headers, reset_headers=reset_headers, now=now)
+        return TransientError(message, http_status=status, retry_after=retry_after)
+    if status >= 500 or status in RETRYABLE_STATUSES:
+        retry_after = retry_after_seconds(response.headers, now=now)
+        return TransientError(message, http_status=status, retry_after=retry_after)
+    if status == 401:
+        return NeedsAuth(message, http_status=status)
+    return PermanentError(message, http_status=status)
+
+
+def media_bytes(
+    client: httpx.Client, platform: str, item: Mapping[str, Any]
+) -> tuple[bytes, str | None]:
+    """The bytes of one media item (`data`, base64, or fetched from `url`) and its MIME type."""
+    mime = item.get("mime_type") or item.get("content_type")
+    data = item.get("data")
+    if data is not None:
+        if isinstance(data, bytes):
+            return data, mime
+        try:
+            return base64.b64decode(str(data), validate=True), mime
+        except (binascii.Error, ValueError):
+            raise PermanentError(f"{platform}: media data is not valid base64") from None
+    url = item.get("url")
+    if not url:
+        raise PermanentError(f"{platform}: a media item needs `url` or `data`")
+    try:
+        response = client.get(str(url))
+    except httpx.TransportError as exc:
+        raise transport_error(f"{platform} (fetching media {url})", exc) from exc
+    if response.status_code != 200:
+        raise status_error(f"{platform} (fetching media {url})", response)
+    header_mime = response.headers.get("content-type", "").split(";", 1)[0].strip() or None
+    return response.content, mime or header_mime
+
+
+def filename_for(item: Mapping[str, Any], index: int) -> str:
+    """A file name for a multipart upload: the item's own, else one derived from its URL."""
+    name = item.get("filename")
+    if isinstance(name, str) and name:
+        return name
+    url = item.get("url")
+    if isinstance(url, str) and url:
+        tail = httpx.URL(url).path.rsplit("/", 1)[-1]
+        if tail:
+            return tail
+    return f"media-{index}"
+
+
+# Text measures the adapters share. Platforms count user-perceived characters (grapheme
+# clusters, UAX #29). The `regex` package's \X would do this exactly but is not a dependency,
+# so this is an approximation of the extended grapheme cluster rules that covers what posts
+# contain: combining marks, variation selectors, emoji modifiers and ZWJ sequences, flags
+# (regional-indicator pairs), tag sequences, Hangul jamo and CR LF. It does not implement the
+# Prepend and Indic conjunct rules.
+
+_ZWJ = "\u200d"
+
+
+def _is_extend(char: str) -> bool:
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or code == 0x200D
+        or 0xFE00 <= code <= 0xFE0F  # variation selectors
+        or 0x1F3FB <= code <= 0x1F3FF  # emoji skin-tone modifiers (category Sk)
+        or 0xE0020 <= code <= 0xE007F  # emoji tag sequences (subdivision flags)
+        or 0x1160 <= code <= 0x11FF  # Hangul medial vowels and final consonants
+        or 0xD7B0 <= code <= 0xD7FF
+    )
+
+
+def _is_regional_indicator(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
+def _is_pictographic(char: str) -> bool:
+    code = ord(char)
+    return (
+        unicodedata.category(char) == "So" or 0x1F000 <= code <= 0x1FAFF or 0x2600 <= code <= 0x27BF
+    )
+
+
+def graphemes(text: str) -> list[str]:
+    """The text split into (approximate) extended grapheme clusters."""
+    clusters: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        start = i
+        char = text[i]
+        i += 1
+        if char == "\r" and i < n and text[i] == "\n":
+            i += 1
+        elif char not in "\r\n":
+            if _is_regional_indicator(char) and i < n and _is_regional_indicator(text[i]):
+                i += 1
+            while i < n:
+                following = text[i]
+                if _is_extend(following) or (text[i - 1] == _ZWJ and _is_pictographic(following)):
+                    i += 1
+                    continue
+                break
+        clusters.append(text[start:i])
+    return clusters
+
+
+def grapheme_length(text: str) -> int:
+    """How many user-perceived characters the text has."""
+    return len(graphemes(text))

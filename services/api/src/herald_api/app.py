@@ -1,0 +1,48 @@
+"""The WSGI app: `create_app` wires routes to injected collaborators; `get_app` builds them.
+
+gunicorn runs `'herald_api.app:get_app()'`; nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import falcon
+from dramatiq.broker import Broker
+from sqlalchemy.engine import Engine
+
+from herald_api.errors import add_error_handlers
+from herald_api.middleware import AuthMiddleware, RequestIdMiddleware
+from herald_api.routes import build_routes, check_route, public_paths
+from herald_common.broker import build_broker
+from herald_common.db import create_db_engine
+from herald_common.platforms import PlatformRegistry
+from herald_common.settings import Settings, get_settings
+
+
+def create_app(
+    settings: Settings, *, engine: Engine, broker: Broker, platforms: PlatformRegistry
+) -> falcon.App:
+    """The API, serving the routing table with these collaborators."""
+    routes = build_routes(engine=engine, broker=broker, platforms=platforms)
+    middleware: list[Any] = [RequestIdMiddleware(), AuthMiddleware(engine, public_paths(routes))]
+    app = falcon.App(middleware=middleware)
+    add_error_handlers(app)
+    for route in routes:
+        check_route(route)
+        app.add_route(route.path, route.resource, suffix=route.suffix)
+    return app
+
+
+def get_app() -> falcon.App:
+    """The API as configured by the environment (gunicorn's entry point)."""
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
+    )
+    engine = create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
+    broker = build_broker(settings)
+    platforms = PlatformRegistry(engine)
+    return create_app(settings, engine=engine, broker=broker, platforms=platforms)

@@ -1,0 +1,210 @@
+"""The one routing table: every route, its resource, and what each operation takes and gives.
+
+`create_app` registers these routes with Falcon and the OpenAPI document is generated from the
+same list, so the documentation cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dramatiq.broker import Broker
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+
+from herald_api.resources.accounts import AccountCollection, AccountItem
+from herald_api.resources.docs import Docs, OpenApiSpec
+from herald_api.resources.health import Health, Ready
+from herald_api.resources.posts import PostCollection, PostItem
+from herald_api.schemas import (
+    AccountCreate,
+    AccountList,
+    AccountOut,
+    AccountUpdate,
+    HealthOut,
+    PostCreate,
+    PostDetailOut,
+    PostListQuery,
+    PostPage,
+    PostUpdate,
+    ReadyOut,
+    SandboxDeliveryList,
+    ScheduleBody,
+)
+from herald_common.platforms import PlatformRegistry
+
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one route, as the OpenAPI document describes it."""
+
+    method: str
+    summary: str
+    response: type[BaseModel] | None = None  # None: no body (204), or `media_type` below
+    status: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()  # besides those implied (401, 404 on ids, 400/415/422 on bodies)
+    public: bool = False
+    media_type: str = "application/json"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path, the resource serving it (with Falcon's responder suffix) and its operations."""
+
+    path: str
+    resource: object
+    operations: tuple[Operation, ...]
+    suffix: str | None = None
+    tag: str = "posts"
+
+    def responder_name(self, method: str) -> str:
+        """The resource method Falcon calls for `method` on this route."""
+        return f"on_{method.lower()}" + (f"_{self.suffix}" if self.suffix else "")
+
+
+def build_routes(*, engine: Engine, broker: Broker, platforms: PlatformRegistry) -> list[Route]:
+    """Every route of the API, with its resource built from the injected collaborators."""
+    from herald_api.openapi import build_document
+
+    routes: list[Route] = []
+    accounts, account = AccountCollection(engine), AccountItem(engine)
+    posts, post = PostCollection(engine, platforms), PostItem(engine, platforms)
+    account_path, post_path = "/v1/accounts/{account_id}", "/v1/posts/{post_id}"
+    routes += [
+        Route(
+            "/health",
+            Health(),
+            (Operation("get", "Liveness", HealthOut, public=True),),
+            tag="health",
+        ),
+        Route(
+            "/ready",
+            Ready(engine, broker),
+            (
+                Operation(
+                    "get",
+                    "Readiness: database, migrations and broker",
+                    ReadyOut,
+                    public=True,
+                    errors=(503,),
+                ),
+            ),
+            tag="health",
+        ),
+        Route(
+            "/openapi.json",
+            OpenApiSpec(lambda: build_document(routes)),
+            (Operation("get", "This OpenAPI document", None, public=True),),
+            tag="docs",
+        ),
+        Route(
+            "/docs",
+            Docs("/openapi.json"),
+            (Operation("get", "API reference (HTML)", None, public=True, media_type="text/html"),),
+            tag="docs",
+        ),
+        Route(
+            "/v1/accounts",
+            accounts,
+            (
+                Operation("get", "List connected accounts", AccountList),
+                Operation("post", "Connect an account", AccountOut, status=201, body=AccountCreate),
+            ),
+            tag="accounts",
+        ),
+        Route(
+            account_path,
+            account,
+            (
+                Operation("get", "Get an account", AccountOut),
+                Operation("patch", "Change an account", AccountOut, body=AccountUpdate),
+                Operation(
+                    "delete",
+                    "Delete an account",
+                    status=204,
+                    description="Soft delete; its targets that have not started are canceled.",
+                ),
+            ),
+            tag="accounts",
+        ),
+        Route(
+            account_path + "/sandbox-posts",
+            account,
+            (Operation("get", "What the sandbox platform received", SandboxDeliveryList),),
+            suffix="sandbox_posts",
+            tag="accounts",
+        ),
+        Route(
+            "/v1/posts",
+            posts,
+            (
+                Operation("get", "List posts, newest first", PostPage, query=PostListQuery),
+                Operation("post", "Create a post", PostDetailOut, status=201, body=PostCreate),
+            ),
+        ),
+        Route(
+            post_path,
+            post,
+            (
+                Operation("get", "Get a post with its targets and attempts", PostDetailOut),
+                Operation("patch", "Change a post", PostDetailOut, body=PostUpdate, errors=(409,)),
+                Operation("delete", "Delete a post", status=204, errors=(409,)),
+            ),
+        ),
+        Route(
+            post_path + "/schedule",
+            post,
+            (
+                Operation(
+                    "put",
+                    "Schedule or reschedule a post",
+                    PostDetailOut,
+                    body=ScheduleBody,
+                    errors=(409,),
+                ),
+            ),
+            suffix="schedule",
+        ),
+        Route(
+            post_path + "/publish",
+            post,
+            (Operation("post", "Publish a post now", PostDetailOut, errors=(409, 422)),),
+            suffix="publish",
+        ),
+        Route(
+            post_path + "/cancel",
+            post,
+            (Operation("post", "Cancel what has not gone out", PostDetailOut, errors=(409,)),),
+            suffix="cancel",
+        ),
+        Route(
+            post_path + "/retry",
+            post,
+            (Operation("post", "Retry the failed targets now", PostDetailOut, errors=(409,)),),
+            suffix="retry",
+        ),
+    ]
+    return routes
+
+
+def public_paths(routes: list[Route]) -> set[str]:
+    """Paths served without an API key."""
+    return {r.path for r in routes if all(op.public for op in r.operations)}
+
+
+def check_route(route: Route) -> None:
+    """Fail at start-up when the table and the resource disagree on the methods served."""
+    declared = {op.method for op in route.operations}
+    served = {
+        m for m in METHODS if callable(getattr(route.resource, route.responder_name(m), None))
+    }
+    if declared != served:
+        raise RuntimeError(
+            f"{route.path}: the routing table declares {sorted(declared)} "
+            f"but {type(route.resource).__name__} serves {sorted(served)}"
+        )
