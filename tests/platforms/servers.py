@@ -96,7 +96,10 @@ class FakeServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll interval makes shutdown (and so each test's teardown) quick.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -137,9 +140,9 @@ class FakeServer:
                 if failure.path is None or request.path.startswith(failure.path):
                     self._failures.remove(failure)
                     return failure.reply
-            return self.handle(request)
+            return self.respond(request)
 
-    def handle(self, request: Recorded) -> Reply:
+    def respond(self, request: Recorded) -> Reply:
         raise NotImplementedError
 
 
@@ -171,7 +174,7 @@ class FakeMastodon(FakeServer):
         self.processing_polls = 0
         self._ids = itertools.count(1000)
 
-    def handle(self, request: Recorded) -> Reply:
+    def respond(self, request: Recorded) -> Reply:
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return Reply(401, {"error": "The access token is invalid"})
         path, method = request.path, request.method
@@ -298,7 +301,7 @@ class FakePDS(FakeServer):
         for token in self.access:
             self.access[token] = True
 
-    def handle(self, request: Recorded) -> Reply:
+    def respond(self, request: Recorded) -> Reply:
         method = request.path.removeprefix("/xrpc/")
         if method == "com.atproto.server.createSession":
             body = request.json()
@@ -410,7 +413,7 @@ class FakeMediaHost(FakeServer):
         super().__init__()
         self.files = files
 
-    def handle(self, request: Recorded) -> Reply:
+    def respond(self, request: Recorded) -> Reply:
         found = self.files.get(request.path)
         if found is None:
             return Reply(404, {"error": "not found"})
