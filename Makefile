@@ -43,7 +43,7 @@ tenant: install ## Create a tenant and print its API key (NAME=...)
 
 stack: install ## Run the multi-process layout on PostgreSQL + Redis (gunicorn, dramatiq, scheduler)
 	DATABASE_URL=$${DATABASE_URL:-$(STACK_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(STACK_REDIS_URL)} \
-		$(RUN) python -m tests.e2e.stack
+		$(RUN) herald-stack
 
 test: install lint ## Lint, then run every test (needs PostgreSQL and Redis: it fails without them)
 	HERALD_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) HERALD_TEST_REDIS_URL=$(TEST_REDIS_URL) \

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.stack import Stack
+from herald_embedded.stack import Stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from tests.e2e.stack import Stack, post_json, wait_for
+from herald_embedded.stack import Stack, wait_for
+from tests.e2e.helpers import post_json
 
 
 def iso(dt: datetime) -> str:

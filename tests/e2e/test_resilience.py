@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack import BIN, Stack, free_port, post_json, wait_for
+from herald_embedded.stack import BIN, Stack, free_port, wait_for
+from tests.e2e.helpers import post_json
 from tests.e2e.test_publish_flow import account, iso, sandbox_posts, settled
 
 

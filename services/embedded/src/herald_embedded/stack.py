@@ -1,5 +1,6 @@
-"""The real multi-process layout, started as subprocesses: gunicorn API, `dramatiq` publisher,
-scheduler. Used by the end-to-end tests, and by `make stack` to run it by hand.
+"""`herald-stack`: the production layout as separate processes on PostgreSQL and Redis —
+gunicorn API, `dramatiq` publisher, scheduler. `make stack` runs it by hand; the end-to-end
+tests drive the same class.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 
@@ -183,13 +184,6 @@ def main() -> None:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         stack.stop_all()
-
-
-def post_json(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST and return the JSON body, failing with the server's words on an error."""
-    response = client.post(path, json=body)
-    assert response.status_code < 300, response.text
-    return dict(response.json())
 
 
 if __name__ == "__main__":
