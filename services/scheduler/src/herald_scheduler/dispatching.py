@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from dramatiq.broker import Broker
 from sqlalchemy import update
@@ -34,6 +35,7 @@ from herald_common.targets import reconcile
 from herald_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+SelectT = TypeVar("SelectT", bound=Any)
 
 #: queued_at given to targets whose message could not be sent: resend_lost picks them up first.
 NEVER_SENT = datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,9 +94,7 @@ class Dispatcher:
                 .order_by(Target.due_at)  # type: ignore[arg-type]
                 .limit(self.settings.scheduler_batch_size)
             )
-            if not is_sqlite(self.engine):
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.exec(query).all())
+            ids = list(session.exec(self._skip_locked(query)).all())
             if not ids:
                 return 0, 0
             session.execute(
@@ -136,9 +136,7 @@ class Dispatcher:
                 .order_by(Target.queued_at)  # type: ignore[arg-type]
                 .limit(self.settings.scheduler_batch_size)
             )
-            if not is_sqlite(self.engine):
-                query = query.with_for_update(skip_locked=True)
-            lost = [Queued(row[0], row[1], row[2]) for row in session.exec(query).all()]
+            lost = [Queued(*row) for row in session.exec(self._skip_locked(query)).all()]
             if not lost:
                 return 0, 0
             for item in lost:
@@ -167,9 +165,7 @@ class Dispatcher:
                 .order_by(Target.started_at)  # type: ignore[arg-type]
                 .limit(self.settings.scheduler_batch_size)
             )
-            if not is_sqlite(self.engine):
-                query = query.with_for_update(skip_locked=True)
-            stuck = session.exec(query).all()
+            stuck = session.exec(self._skip_locked(query)).all()
             # Take each one over with a compare-and-set (a new version and start time), so a
             # second scheduler, or the original worker if it was only slow, cannot also settle it.
             taken: list[tuple[str, int]] = []
@@ -201,6 +197,15 @@ class Dispatcher:
                 settled += 1
                 log.warning("scheduler: reconciled stuck target %s → %s", target_id, status)
         return settled
+
+    def _skip_locked(self, query: SelectT) -> SelectT:
+        """Lock the rows read, passing over rows another scheduler holds (PostgreSQL).
+
+        SQLite has no row locks: its BEGIN IMMEDIATE gives one writer the whole database.
+        """
+        if is_sqlite(self.engine):
+            return query
+        return query.with_for_update(skip_locked=True)
 
     def _send(self, items: list[Queued], now: datetime) -> tuple[int, int]:
         for index, item in enumerate(items):
