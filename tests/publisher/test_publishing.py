@@ -13,8 +13,9 @@ from herald_common.db import session_scope
 from herald_common.models import Attempt, Post, SandboxDelivery, Target, TargetStatus
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
+from herald_common.targets import backoff_seconds
 from herald_common.timeutil import utcnow
-from herald_publisher.publishing import EarlyMessage, Publisher, Result, backoff_seconds
+from herald_publisher.publishing import EarlyMessage, Publisher, Result
 from tests.conftest import add_account, add_post, add_tenant
 
 

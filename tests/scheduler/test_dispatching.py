@@ -205,21 +205,24 @@ def test_a_stuck_target_the_platform_has_is_reconciled_to_published(sqlite_engin
     assert load(sqlite_engine, Post, post_id).status == "published"
 
 
-def test_a_stuck_target_the_platform_never_got_is_sent_again(sqlite_engine, broker):
+def test_a_stuck_target_the_platform_never_got_is_retried_with_backoff(sqlite_engine, broker):
     # Given a target whose worker died before the platform got anything
     tenant = add_tenant(sqlite_engine)
     _, [target_id] = add_post(sqlite_engine, tenant, [add_account(sqlite_engine, tenant)])
     stuck(sqlite_engine, target_id)
 
-    # When the scheduler ticks twice (reconcile, then dispatch)
+    # When the scheduler ticks twice
     scheduler = dispatcher(sqlite_engine, broker)
+    before = utcnow()
     scheduler.tick()
     scheduler.tick()
 
-    # I expect it queued again with a newer version
+    # I expect it to wait for a retry after the backoff (2 s), with no message sent yet
     target = load(sqlite_engine, Target, target_id)
-    assert target.status == TargetStatus.QUEUED and target.version > 4
-    assert [m["target_id"] for m in messages(broker)] == [target_id]
+    assert target.status == TargetStatus.RETRYING and target.version > 4
+    assert target.due_at >= before + timedelta(seconds=2)
+    assert "no such post" in target.error
+    assert messages(broker) == []
 
 
 class NoLookup(PlatformRegistry):
@@ -254,6 +257,6 @@ def test_a_stuck_target_that_cannot_be_looked_up_becomes_unknown_never_resent(
     # I expect `unknown` with a reason a person can act on, and no message
     target = load(sqlite_engine, Target, target_id)
     assert target.status == TargetStatus.UNKNOWN
-    assert "mark the target published or retry it" in target.error
+    assert "gives no way to ask" in target.error and "retry it" in target.error
     assert messages(broker) == []
     assert load(sqlite_engine, Post, post_id).status == "failed"

@@ -8,15 +8,17 @@ Lock order, everywhere: the post row, then its targets.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from herald_common.db import session_scope
+from herald_common.errors import HeraldError, TransientError
 from herald_common.models import (
     ACTIVE_TARGET_STATES,
     Account,
@@ -34,9 +36,21 @@ from herald_common.platforms import (
     PublishRequest,
     PublishResult,
 )
+from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+
+
+def backoff_seconds(
+    settings: Settings, attempts: int, *, retry_after: float | None = None
+) -> float:
+    """Seconds to wait after the `attempts`-th failure: exponential with jitter, at least Retry-After."""
+    base = settings.publish_backoff_seconds * 2 ** max(attempts - 1, 0)
+    delay = min(base, settings.publish_backoff_max_seconds)
+    # Up to 10% jitter spreads the retries of a platform-wide outage.
+    delay *= 1 + random.random() / 10
+    return max(delay, retry_after or 0.0)
 
 
 def derive_post_status(statuses: Iterable[str]) -> PostStatus | None:
@@ -169,6 +183,7 @@ def publish_request(target: Target, post: Post, account: Account) -> PublishRequ
 def reconcile(
     engine: Engine,
     platforms: PlatformRegistry,
+    settings: Settings,
     *,
     target_id: str,
     claimed_version: int,
@@ -177,8 +192,10 @@ def reconcile(
     """Settle a target whose publish may or may not have reached the platform.
 
     Asks the platform by idempotency key where it can: found → published; not found → retried
-    (nothing went out, so trying again cannot post twice). Where the platform cannot be asked,
-    the target becomes `unknown` for a person to resolve: never blindly posted again.
+    with backoff until the attempt limit (nothing went out, so trying again cannot post twice).
+    Where the platform cannot be asked, the target becomes `unknown` for a person to resolve:
+    never blindly posted again. Only a transient failure of the lookup itself leaves the target
+    to be asked again later.
     """
     with session_scope(engine) as session:
         target = session.get(Target, target_id)
@@ -193,26 +210,41 @@ def reconcile(
         ).first()
     assert post is not None and account is not None
     now = utcnow()
+    for_a_person = (
+        "so it is not sent again automatically: check the account, and if the post is not "
+        "there, retry it (POST /v1/posts/{id}/retry)"
+    )
     try:
         found = platforms.get(account.platform).lookup(publish_request(target, post, account))
-    except LookupUnsupported:
-        outcome = Outcome(
-            status=TargetStatus.UNKNOWN,
-            attempt=AttemptOutcome.UNKNOWN,
-            error=(
-                f"{reason}; {account.platform} gives no way to ask whether the post went out, "
-                "so it is not sent again automatically: check the account, then mark the target "
-                "published or retry it"
-            ),
-            error_kind="unknown",
-        )
-    except Exception as exc:  # the platform could not be asked now: ask again on the next pass
-        log.warning("reconcile: lookup of target %s failed: %s", target_id, type(exc).__name__)
+    except TransientError as exc:  # the platform could not be asked now: ask again later
+        log.warning("reconcile: lookup of target %s failed: %s", target_id, exc.message)
         return None
+    except LookupUnsupported:
+        outcome = _unknown(
+            f"{reason}; {account.platform} gives no way to ask whether the post went out, "
+            + for_a_person
+        )
+    except HeraldError as exc:
+        outcome = _unknown(
+            f"{reason}; asking {account.platform} failed ({exc.message}), " + for_a_person
+        )
+    except Exception as exc:
+        log.exception("reconcile: lookup of target %s raised", target_id)
+        outcome = _unknown(
+            f"{reason}; asking {account.platform} failed ({type(exc).__name__}), " + for_a_person
+        )
     else:
         if found is not None:
             outcome = Outcome(
                 status=TargetStatus.PUBLISHED, attempt=AttemptOutcome.PUBLISHED, result=found
+            )
+        elif target.attempt_count >= settings.publish_max_attempts:
+            outcome = Outcome(
+                status=TargetStatus.FAILED,
+                attempt=AttemptOutcome.RETRYABLE,
+                error=f"{reason}; the platform has no such post (gave up after "
+                f"{target.attempt_count} attempts)",
+                error_kind="retryable",
             )
         else:
             outcome = Outcome(
@@ -220,7 +252,7 @@ def reconcile(
                 attempt=AttemptOutcome.RETRYABLE,
                 error=f"{reason}; the platform has no such post, so it is sent again",
                 error_kind="retryable",
-                retry_at=now,
+                retry_at=now + timedelta(seconds=backoff_seconds(settings, target.attempt_count)),
             )
     with session_scope(engine) as session:
         moved = record_outcome(
@@ -232,3 +264,12 @@ def reconcile(
             now=now,
         )
     return outcome.status if moved else None
+
+
+def _unknown(error: str) -> Outcome:
+    return Outcome(
+        status=TargetStatus.UNKNOWN,
+        attempt=AttemptOutcome.UNKNOWN,
+        error=error,
+        error_kind="unknown",
+    )

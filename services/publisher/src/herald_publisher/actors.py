@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ def declare_actors(broker: Broker, publisher: Callable[[], Publisher]) -> dramat
             publisher().publish(payload.target_id, payload.version)
         except EarlyMessage as early:
             # Not a failure, so not a Dramatiq retry: the same message, due later.
-            send(broker, PUBLISH, payload, delay_ms=max(1, int(early.seconds * 1000)))
+            send(broker, PUBLISH, payload, delay_ms=max(1, math.ceil(early.seconds * 1000)))
 
     # A malformed message will not get better by retrying it.
     return dramatiq.actor(

@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
@@ -39,13 +39,16 @@ from herald_common.models import (
 )
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
-from herald_common.targets import Outcome, publish_request, reconcile, record_outcome
+from herald_common.targets import (
+    Outcome,
+    backoff_seconds,
+    publish_request,
+    reconcile,
+    record_outcome,
+)
 from herald_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
-
-#: A message may arrive this early (clocks of scheduler and worker differ slightly).
-EARLY_TOLERANCE = timedelta(milliseconds=50)
 
 #: Retry-After values beyond this are treated as "fail now": a day-long wait is a decision.
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
@@ -95,6 +98,7 @@ class Publisher:
             status = reconcile(
                 self.engine,
                 self.platforms,
+                self.settings,
                 target_id=target_id,
                 claimed_version=claimed_version,
                 reason="the publish call ended unexpectedly",
@@ -130,7 +134,7 @@ class Publisher:
                     Target.status == TargetStatus.QUEUED,
                     Target.version == version,
                     # Never before its time, whatever message turns up early.
-                    Target.due_at <= now + EARLY_TOLERANCE,  # type: ignore[operator]
+                    Target.due_at <= now,  # type: ignore[operator]
                 )
                 .values(
                     status=TargetStatus.PUBLISHING,
@@ -188,8 +192,9 @@ class Publisher:
             return _failed(AttemptOutcome.PERMANENT, exc.message, "permanent")
         except HeraldError as exc:
             return _failed(AttemptOutcome.PERMANENT, exc.message, "permanent")
-        except Exception:
-            # A bug or a crash inside the adapter: the post may or may not have gone out.
+        except (Exception, TimeLimitExceeded):
+            # A bug, a crash or the time limit inside the adapter: the post may or may not
+            # have gone out, so the platform is asked before anything else is decided.
             log.exception("publish: adapter %s raised unexpectedly", account.platform)
             return None
         return Outcome(
@@ -224,17 +229,6 @@ class Publisher:
             http_status=exc.http_status,
             retry_at=self.clock() + timedelta(seconds=delay),
         )
-
-
-def backoff_seconds(
-    settings: Settings, attempts: int, *, retry_after: float | None = None
-) -> float:
-    """Seconds to wait after the `attempts`-th failure: exponential with jitter, at least Retry-After."""
-    base = settings.publish_backoff_seconds * 2 ** max(attempts - 1, 0)
-    delay = min(base, settings.publish_backoff_max_seconds)
-    # Up to 10% jitter spreads the retries of a platform-wide outage.
-    delay *= 1 + random.random() / 10
-    return max(delay, retry_after or 0.0)
 
 
 def _failed(

@@ -15,6 +15,7 @@ their batches apart; on SQLite the write lock does; and the publisher's claim is
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -186,6 +187,7 @@ class Dispatcher:
             status = reconcile(
                 self.engine,
                 self.platforms,
+                self.settings,
                 target_id=target_id,
                 claimed_version=version,
                 reason=(
@@ -209,8 +211,9 @@ class Dispatcher:
 
     def _send(self, items: list[Queued], now: datetime) -> tuple[int, int]:
         for index, item in enumerate(items):
+            # Rounded up: a message may come a moment late, never early.
             delay_ms = (
-                int((item.due_at - self.clock()).total_seconds() * 1000) if item.due_at else 0
+                math.ceil((item.due_at - self.clock()).total_seconds() * 1000) if item.due_at else 0
             )
             try:
                 send(

@@ -86,18 +86,22 @@ def get_post(session: Session, tenant_id: str, post_id: str, *, lock: bool = Fal
     return post
 
 
-def _targets(session: Session, post_ids: Iterable[str]) -> list[Target]:
+def _targets(session: Session, post_ids: Iterable[str], *, lock: bool = False) -> list[Target]:
+    """The posts' targets. With `lock`, locked for update (after the post: lock order is post,
+    then targets): a worker's claim or the scheduler's dispatch then waits for this transaction
+    or is skipped, instead of moving a target between our read and our write."""
     ids = list(post_ids)
     if not ids:
         return []
-    return list(
-        session.exec(
-            select(Target)
-            .where(col(Target.post_id).in_(ids))
-            .order_by(col(Target.id))
-            .execution_options(populate_existing=True)
-        ).all()
+    query = (
+        select(Target)
+        .where(col(Target.post_id).in_(ids))
+        .order_by(col(Target.id))
+        .execution_options(populate_existing=True)
     )
+    if lock:
+        query = query.with_for_update()
+    return list(session.exec(query).all())
 
 
 def encode_cursor(post: Post) -> str:
@@ -432,7 +436,7 @@ def update_post(
         raise InvalidInput(null_errors)
     if not fields:
         return post
-    targets = _targets(session, [post.id])
+    targets = _targets(session, [post.id], lock=True)
     _ensure_unsent(targets, "change this post")
     accounts = _accounts_of(session, targets)
 
@@ -464,7 +468,7 @@ def update_post(
     post.content = content
     if body.account_ids is not None:
         _set_accounts(session, post, targets, wanted, now)
-        targets = _targets(session, [post.id])
+        targets = _targets(session, [post.id], lock=True)
         accounts = _accounts_of(session, targets)
     if reschedule:
         _schedule(session, _revivable(targets, accounts), when, now)
@@ -551,7 +555,7 @@ def schedule_post(
     """(Re)schedule every target that has not gone out; their queued messages become stale."""
     now = now or utcnow()
     post = get_post(session, tenant_id, post_id, lock=True)
-    targets = _targets(session, [post.id])
+    targets = _targets(session, [post.id], lock=True)
     _ensure_unsent(targets, "reschedule this post")
     accounts = _accounts_of(session, targets)
     when, errors = resolve_schedule(body.scheduled_at, body.timezone, now)
@@ -582,7 +586,7 @@ def publish_post(
     """Make every target that has not gone out due now (the scheduler sends it at once)."""
     now = now or utcnow()
     post = get_post(session, tenant_id, post_id, lock=True)
-    targets = _targets(session, [post.id])
+    targets = _targets(session, [post.id], lock=True)
     accounts = _accounts_of(session, targets)
     revivable = _revivable(targets, accounts)
     if not revivable:
@@ -604,7 +608,7 @@ def cancel_post(
     """Cancel every target that has not started. One being published now cannot be stopped."""
     now = now or utcnow()
     post = get_post(session, tenant_id, post_id, lock=True)
-    targets = _targets(session, [post.id])
+    targets = _targets(session, [post.id], lock=True)
     pending = [t for t in targets if t.status in PENDING_STATES]
     if not pending:
         raise Conflict(f"nothing left to cancel: {_summary(targets)}")
@@ -626,18 +630,24 @@ def cancel_post(
 def retry_post(
     session: Session, tenant_id: str, post_id: str, *, now: datetime | None = None
 ) -> Post:
-    """Send the failed targets again now, with a fresh attempt budget."""
+    """Send the failed targets again now, with a fresh attempt budget.
+
+    Targets in `unknown` are retried too: a person asking for it is the decision that the
+    post did not go out (Herald never makes that guess itself)."""
     now = now or utcnow()
     post = get_post(session, tenant_id, post_id, lock=True)
-    targets = _targets(session, [post.id])
+    targets = _targets(session, [post.id], lock=True)
     accounts = _accounts_of(session, targets)
     failed = [
         t
         for t in targets
-        if t.status == TargetStatus.FAILED and accounts[t.account_id].deleted_at is None
+        if t.status in (TargetStatus.FAILED, TargetStatus.UNKNOWN)
+        and accounts[t.account_id].deleted_at is None
     ]
     if not failed:
-        raise Conflict(f"nothing to retry: no target has failed ({_summary(targets)})")
+        raise Conflict(
+            f"nothing to retry: no target has failed or is unknown ({_summary(targets)})"
+        )
     _schedule(session, failed, now, now)
     _touch(session, post, now)
     return post
@@ -646,7 +656,7 @@ def retry_post(
 def delete_post(session: Session, tenant_id: str, post_id: str) -> None:
     """Delete the post with its targets and attempts; not while one is being published."""
     post = get_post(session, tenant_id, post_id, lock=True)
-    targets = _targets(session, [post.id])
+    targets = _targets(session, [post.id], lock=True)
     publishing = sum(1 for t in targets if t.status == TargetStatus.PUBLISHING)
     if publishing:
         raise Conflict(
@@ -672,7 +682,7 @@ def cancel_account_targets(session: Session, account: Account, now: datetime) ->
         post = lock_post(session, post_id)
         if post is None:
             continue
-        for target in _targets(session, [post_id]):
+        for target in _targets(session, [post_id], lock=True):
             if target.account_id == account.id and target.status in PENDING_STATES:
                 _move(
                     session,
