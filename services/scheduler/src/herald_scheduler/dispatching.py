@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from dramatiq.broker import Broker
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from herald_common.contracts import PUBLISH, PublishTargetPayload, send
 from herald_common.db import is_sqlite, session_scope
@@ -140,16 +140,7 @@ class Dispatcher:
             lost = [Queued(*row) for row in session.exec(self._skip_locked(query)).all()]
             if not lost:
                 return 0, 0
-            for item in lost:
-                session.execute(
-                    update(Target)
-                    .where(
-                        Target.id == item.target_id,
-                        Target.status == TargetStatus.QUEUED,
-                        Target.version == item.version,
-                    )
-                    .values(queued_at=now)
-                )
+            _set_queued_at(session, lost, now)
         log.warning("scheduler: %d queued target(s) never started; sending again", len(lost))
         return self._send(lost, now)
 
@@ -237,13 +228,18 @@ class Dispatcher:
 
     def _mark_unsent(self, items: list[Queued]) -> None:
         with session_scope(self.engine) as session:
-            for item in items:
-                session.execute(
-                    update(Target)
-                    .where(
-                        Target.id == item.target_id,
-                        Target.status == TargetStatus.QUEUED,
-                        Target.version == item.version,
-                    )
-                    .values(queued_at=NEVER_SENT)
-                )
+            _set_queued_at(session, items, NEVER_SENT)
+
+
+def _set_queued_at(session: Session, items: list[Queued], when: datetime) -> None:
+    """Stamp queued targets still at the version they were sent with."""
+    for item in items:
+        session.execute(
+            update(Target)
+            .where(
+                Target.id == item.target_id,
+                Target.status == TargetStatus.QUEUED,
+                Target.version == item.version,
+            )
+            .values(queued_at=when)
+        )
