@@ -27,12 +27,6 @@ def pds() -> Iterator[FakePDS]:
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=httpx.Timeout(5.0)) as http:
-        yield http
-
-
-@pytest.fixture
 def saved() -> list[dict[str, str]]:
     return []
 

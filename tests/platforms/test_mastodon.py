@@ -24,12 +24,6 @@ def server() -> Iterator[FakeMastodon]:
 
 
 @pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=httpx.Timeout(5.0)) as http:
-        yield http
-
-
-@pytest.fixture
 def sleeps() -> list[float]:
     return []
 
