@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 
 @dataclass(frozen=True)
@@ -22,14 +22,35 @@ class AccountRef:
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
+def _discard(state: Mapping[str, Any]) -> None:
+    """The default checkpoint sink: nothing is kept."""
+
+
 @dataclass(frozen=True)
 class PublishRequest:
-    """One post to one account. `idempotency_key` is derived from the target and never changes."""
+    """One post to one account. `idempotency_key` is derived from the target and never changes.
+
+    Media items are mappings with `url` (http/https) and optional `kind` ("image" | "video"),
+    `mime_type`, `alt`, `filename`, `size` (bytes); adapters that upload bytes may also get
+    `data` (base64).
+
+    `checkpoint` is what an earlier try of this same target saved through `save_checkpoint`
+    (empty on the first try). A multi-step adapter saves the platform's handle for work in
+    flight (an Instagram container id, a TikTok publish_id) *before* the step that makes the
+    post visible, so that a retry or a reconciliation after a crash continues or looks up that
+    work instead of starting a second one. `save_checkpoint` stores the mapping durably (it
+    replaces what was saved before) and raises if the target is no longer this try's to
+    change.
+    """
 
     account: AccountRef
     idempotency_key: str
     text: str
     media: tuple[Mapping[str, Any], ...] = ()
+    checkpoint: Mapping[str, Any] = field(default_factory=dict)
+    save_checkpoint: Callable[[Mapping[str, Any]], None] = field(
+        default=_discard, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True)
@@ -49,6 +70,19 @@ class Violation:
     reason: str
 
 
+@dataclass(frozen=True)
+class Pace:
+    """At most `limit` publishes per `window_seconds`, for each account or for the whole platform.
+
+    The publisher enforces these with Dramatiq rate limiters (on Redis in production) before it
+    calls `publish`; a target over the limit waits for the window to move, it does not fail.
+    """
+
+    scope: Literal["account", "platform"]
+    limit: int
+    window_seconds: int
+
+
 class LookupUnsupported(Exception):
     """Raised when a platform gives no way to find an earlier publish by its key."""
 
@@ -60,6 +94,8 @@ class Platform(ABC):
     """
 
     name: ClassVar[str]
+    #: Publishing paces the platform documents (see Pace); empty when it documents none.
+    pacing: ClassVar[tuple[Pace, ...]] = ()
 
     @abstractmethod
     def validate(
