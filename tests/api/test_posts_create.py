@@ -154,8 +154,8 @@ def test_publish_now(client: TestClient, make_account: MakeAccount, broker: Any)
 @pytest.mark.parametrize(
     ("body", "field", "reason"),
     [
-        ({"content": ""}, "content", "must not be empty"),
-        ({"content": "   \n "}, "content", "must not be empty"),
+        ({"content": ""}, "content", "must not be empty when the post has no media"),
+        ({"content": "   \n "}, "content", "must not be empty when the post has no media"),
         ({"content": "x" * 10_001}, "content", "must be at most 10000 characters"),
         ({"content": 5}, "content", "must be a valid string"),
         ({"account_ids": []}, "account_ids", "must have at least 1 item"),

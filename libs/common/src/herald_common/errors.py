@@ -41,10 +41,16 @@ class Conflict(HeraldError):
 
 @dataclass(frozen=True)
 class FieldError:
-    """One broken rule: the field (dotted path) and the reason in plain words."""
+    """One broken rule: the field (dotted path) and the reason in plain words.
+
+    A platform's rule also names itself (`rule`, e.g. "max_graphemes") and the account whose
+    platform it is (`account_id`), so a client can show the error beside that target.
+    """
 
     field: str
     reason: str
+    rule: str | None = None
+    account_id: str | None = None
 
 
 class InvalidInput(HeraldError):

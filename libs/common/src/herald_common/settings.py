@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     publish_backoff_max_seconds: float = Field(default=300.0, gt=0)
     platform_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    # Platforms: API base URLs (tests and self-hosted gateways point these elsewhere) and the
+    # keys that encrypt account credentials at rest (see herald_common.crypto).
+    secret_keys: str | None = Field(default=None, alias="HERALD_SECRET_KEYS", repr=False)
+    x_api_url: str = "https://api.x.com"
+    facebook_api_url: str = "https://graph.facebook.com"
+    instagram_api_url: str = "https://graph.facebook.com"
+    threads_api_url: str = "https://graph.threads.net"
+    linkedin_api_url: str = "https://api.linkedin.com"
+    tiktok_api_url: str = "https://open.tiktokapis.com"
+    # Pace publishes per account and platform as each adapter documents (Pace); off for tests
+    # that burst on purpose.
+    publish_pacing: bool = True
+
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -66,6 +79,11 @@ class Settings(BaseSettings):
     def _refuse_sqlite_in_production(self) -> Settings:
         if self.environment == "production" and self.database_url.startswith("sqlite"):
             raise ValueError("DATABASE_URL must point at PostgreSQL when HERALD_ENV=production")
+        if self.environment == "production" and not self.secret_keys:
+            raise ValueError(
+                "HERALD_SECRET_KEYS must be set when HERALD_ENV=production "
+                "(herald-admin generate-key makes one)"
+            )
         return self
 
     @property

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -158,8 +159,8 @@ def record_outcome(
     return True
 
 
-def account_ref(account: Account) -> AccountRef:
-    """The adapter's view of an account."""
+def account_ref(account: Account, credentials: Mapping[str, Any] | None = None) -> AccountRef:
+    """The adapter's view of an account (with its secrets only when a call needs them)."""
     return AccountRef(
         id=account.id,
         tenant_id=account.tenant_id,
@@ -167,17 +168,58 @@ def account_ref(account: Account) -> AccountRef:
         handle=account.handle,
         external_id=account.external_id,
         settings=dict(account.settings or {}),
+        credentials=dict(credentials or {}),
     )
 
 
-def publish_request(target: Target, post: Post, account: Account) -> PublishRequest:
-    """The request for one target. Its idempotency key is the target id, stable across tries."""
-    return PublishRequest(
-        account=account_ref(account),
+def publish_request(
+    target: Target,
+    post: Post,
+    account: Account,
+    platforms: PlatformRegistry,
+    *,
+    save_checkpoint: Callable[[Mapping[str, Any]], None] | None = None,
+) -> PublishRequest:
+    """The request for one target. Its idempotency key is the target id, stable across tries.
+
+    Raises CredentialsUnavailable when the account's secrets cannot be decrypted.
+    """
+    request = PublishRequest(
+        account=account_ref(account, platforms.credentials_of(account)),
         idempotency_key=target.id,
         text=post.content,
         media=tuple(post.media or ()),
+        checkpoint=dict(target.checkpoint or {}),
     )
+    if save_checkpoint is not None:
+        request = replace(request, save_checkpoint=save_checkpoint)
+    return request
+
+
+class CheckpointRejected(Exception):
+    """Raised when a try saves a checkpoint for a target that is no longer its own."""
+
+
+def checkpoint_saver(
+    engine: Engine, target_id: str, claimed_version: int
+) -> Callable[[Mapping[str, Any]], None]:
+    """Saves what a try left on the platform, while the target is still that try's."""
+
+    def save(state: Mapping[str, Any]) -> None:
+        with session_scope(engine) as session:
+            moved = session.execute(
+                update(Target)
+                .where(
+                    Target.id == target_id,  # type: ignore[arg-type]
+                    Target.status == TargetStatus.PUBLISHING,  # type: ignore[arg-type]
+                    Target.version == claimed_version,  # type: ignore[arg-type]
+                )
+                .values(checkpoint=dict(state))
+            ).rowcount
+        if not moved:
+            raise CheckpointRejected(f"target {target_id} is no longer at v{claimed_version}")
+
+    return save
 
 
 def reconcile(
@@ -215,7 +257,8 @@ def reconcile(
         "there, retry it (POST /v1/posts/{id}/retry)"
     )
     try:
-        found = platforms.get(account.platform).lookup(publish_request(target, post, account))
+        adapter = platforms.get(account.platform)
+        found = adapter.lookup(publish_request(target, post, account, platforms))
     except TransientError as exc:  # the platform could not be asked now: ask again later
         log.warning("reconcile: lookup of target %s failed: %s", target_id, exc.message)
         return None

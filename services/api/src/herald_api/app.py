@@ -44,5 +44,5 @@ def get_app() -> falcon.App:
     )
     engine = create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
     broker = build_broker(settings)
-    platforms = PlatformRegistry(engine)
+    platforms = PlatformRegistry(engine, settings)
     return create_app(settings, engine=engine, broker=broker, platforms=platforms)

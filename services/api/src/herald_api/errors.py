@@ -73,10 +73,19 @@ def error_body(
         "error": {
             "code": code,
             "message": message,
-            "fields": [{"field": f.field, "reason": f.reason} for f in fields or []],
+            "fields": [_field_body(f) for f in fields or []],
             "request_id": getattr(req.context, "request_id", None),
         }
     }
+
+
+def _field_body(error: FieldError) -> dict[str, str]:
+    body = {"field": error.field, "reason": error.reason}
+    if error.rule is not None:
+        body["rule"] = error.rule
+    if error.account_id is not None:
+        body["account_id"] = error.account_id
+    return body
 
 
 def _handle_herald_error(

@@ -72,7 +72,8 @@ def build_routes(*, engine: Engine, broker: Broker, platforms: PlatformRegistry)
     from herald_api.openapi import build_document
 
     routes: list[Route] = []
-    accounts, account = AccountCollection(engine), AccountItem(engine)
+    box = platforms.credentials
+    accounts, account = AccountCollection(engine, box), AccountItem(engine, box)
     posts, post = PostCollection(engine, platforms), PostItem(engine, platforms)
     account_path, post_path = "/v1/accounts/{account_id}", "/v1/posts/{post_id}"
     routes += [

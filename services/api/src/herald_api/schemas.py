@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from herald_common.models import PostStatus
 
 MAX_CONTENT_LENGTH = 10_000
 MAX_ACCOUNTS_PER_POST = 50
+# TikTok photo posts take 35 images, the most of any platform; each adapter checks its own limit.
+MAX_MEDIA_PER_POST = 35
 
 
 class Body(BaseModel):
@@ -37,6 +40,12 @@ class FieldErrorOut(Out):
 
     field: str = Field(description="Dotted path of the field, e.g. `account_ids.1`.")
     reason: str
+    rule: str | None = Field(
+        default=None, description="For a platform's limit: the rule broken, e.g. `max_graphemes`."
+    )
+    account_id: str | None = Field(
+        default=None, description="For a platform's limit: the account (target) it applies to."
+    )
 
 
 class ErrorDetail(Out):
@@ -84,13 +93,21 @@ class AccountCreate(Body):
     settings: dict[str, Any] = Field(
         default_factory=dict, description="Platform-specific, non-secret options."
     )
+    credentials: dict[str, Any] | None = Field(
+        default=None,
+        description="Platform-specific secrets (tokens, app passwords). Encrypted at rest and "
+        "never returned.",
+    )
 
 
 class AccountUpdate(Body):
-    """Change an account's handle or settings."""
+    """Change an account's handle, settings or secrets."""
 
     handle: str | None = Field(default=None, min_length=1, max_length=200)
     settings: dict[str, Any] | None = None
+    credentials: dict[str, Any] | None = Field(
+        default=None, description="Replaces the stored secrets as a whole."
+    )
 
 
 class AccountOut(Out):
@@ -101,6 +118,7 @@ class AccountOut(Out):
     handle: str
     external_id: str | None
     settings: dict[str, Any]
+    has_credentials: bool = Field(description="Whether secrets are stored (they are never shown).")
     status: str
     status_reason: str | None
     created_at: datetime
@@ -133,11 +151,40 @@ class SandboxDeliveryList(Out):
 # --- posts ------------------------------------------------------------------------------------
 
 
+class MediaIn(Body):
+    """An image or video attached to a post, fetched from its URL when the post goes out.
+
+    Instagram, Threads and TikTok fetch the file themselves, so the URL must be reachable from
+    the internet; for the other platforms Herald fetches it and uploads the bytes.
+    """
+
+    url: str = Field(max_length=2000, description="http(s) URL of the file.")
+    kind: Literal["image", "video"] | None = Field(
+        default=None, description="Derived from `mime_type` or the URL's extension when absent."
+    )
+    mime_type: str | None = Field(
+        default=None, max_length=100, pattern=r"^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$"
+    )
+    alt: str | None = Field(
+        default=None, max_length=1500, description="Alt text (Bluesky requires it; may be empty)."
+    )
+    size: int | None = Field(default=None, ge=1, description="Bytes, when known.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http or https URL with a host")
+        return value
+
+
 class PostCreate(Body):
     """Write a post: a draft, scheduled for a time, or published now."""
 
     content: str = Field(max_length=MAX_CONTENT_LENGTH)
     account_ids: list[str] = Field(min_length=1, max_length=MAX_ACCOUNTS_PER_POST)
+    media: list[MediaIn] = Field(default_factory=list, max_length=MAX_MEDIA_PER_POST)
     scheduled_at: datetime | None = Field(
         default=None,
         description="With a UTC offset, or naive and read in `timezone`. Must be in the future.",
@@ -155,6 +202,7 @@ class PostUpdate(Body):
     account_ids: list[str] | None = Field(
         default=None, min_length=1, max_length=MAX_ACCOUNTS_PER_POST
     )
+    media: list[MediaIn] | None = Field(default=None, max_length=MAX_MEDIA_PER_POST)
     scheduled_at: datetime | None = None
     timezone: str | None = Field(default=None, max_length=64)
     status: Literal["draft"] | None = Field(
@@ -223,6 +271,7 @@ class PostOut(Out):
     id: str
     status: str
     content: str
+    media: list[dict[str, Any]]
     scheduled_at: datetime | None
     timezone: str | None
     version: int

@@ -23,18 +23,20 @@ from herald_api.app import create_app
 from herald_api.auth import issue_api_key
 from herald_common.broker import build_broker
 from herald_common.contracts import PUBLISH, queue_concurrency
+from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
 from herald_common.models import Account, Tenant
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings, get_settings
 from herald_common.workers import configure_logging
 from herald_publisher.actors import declare_actors
-from herald_publisher.publishing import Publisher
+from herald_publisher.publishing import Publisher, publish_pacer
 from herald_scheduler.__main__ import run as run_scheduler
 from herald_scheduler.dispatching import Dispatcher
 
 log = logging.getLogger("herald_embedded")
 DEMO_FILE = Path("var") / "demo.json"
+KEY_FILE = Path("var") / "secret.key"
 
 
 class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -48,6 +50,20 @@ class QuietHandler(WSGIRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         log.info("%s %s", self.address_string(), format % args)
+
+
+def ensure_secret_key(settings: Settings, path: Path = KEY_FILE) -> Settings:
+    """Settings with HERALD_SECRET_KEYS: as given, else a key made on first run and kept in var/.
+
+    So that accounts with real credentials can be tried locally; production sets the variable.
+    """
+    if settings.secret_keys:
+        return settings
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(generate_key())
+    return settings.model_copy(update={"secret_keys": path.read_text().strip()})
 
 
 def ensure_demo(engine: Engine, path: Path = DEMO_FILE) -> dict[str, str]:
@@ -78,11 +94,17 @@ def main() -> None:
     if settings.broker_url:
         raise SystemExit("herald-embedded runs on the in-process broker: unset REDIS_URL")
     configure_logging(settings)
+    settings = ensure_secret_key(settings)
     engine = create_db_engine(settings.database_url)
     migrate(engine)
     broker = build_broker(settings)
-    platforms = PlatformRegistry(engine)
-    publisher = Publisher(engine=engine, platforms=platforms, settings=settings)
+    platforms = PlatformRegistry(engine, settings)
+    publisher = Publisher(
+        engine=engine,
+        platforms=platforms,
+        settings=settings,
+        pacer=publish_pacer(broker, settings),
+    )
     declare_actors(broker, lambda: publisher)
     worker = Worker(
         broker,

@@ -1,9 +1,13 @@
 """Publishing one target, exactly once. Plain functions: no Dramatiq in here.
 
+0. Pace: when the account's platform documents a rate (Platform.paces) and its window is full,
+   the target goes back on the schedule a little later (`retrying`, error_kind `paced`)
+   without spending an attempt.
 1. Claim: one compare-and-set, queued at the message's version → publishing. Zero rows means
    the message is a duplicate or stale (the post was edited, rescheduled or canceled since):
    acknowledge it and publish nothing.
-2. Call the platform with an idempotency key derived from the target.
+2. Call the platform with an idempotency key derived from the target (and the checkpoint an
+   earlier try of a multi-step publish left).
 3. Record the outcome and the attempt row; derive the post's status from its targets.
 """
 
@@ -15,10 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from dramatiq.broker import Broker
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from herald_common.crypto import CredentialsUnavailable
 from herald_common.db import session_scope
 from herald_common.errors import (
     HeraldError,
@@ -37,11 +43,14 @@ from herald_common.models import (
     Target,
     TargetStatus,
 )
+from herald_common.pacing import Pacer, limiter_backend
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 from herald_common.targets import (
     Outcome,
+    account_ref,
     backoff_seconds,
+    checkpoint_saver,
     publish_request,
     reconcile,
     record_outcome,
@@ -66,6 +75,7 @@ class Result(StrEnum):
     """What handling one publish message came to."""
 
     STALE = "stale"  # duplicate or outdated message: nothing done
+    PACED = "paced"  # the platform's rate window is full: back on the schedule, no attempt spent
     PUBLISHED = "published"
     RETRYING = "retrying"
     FAILED = "failed"
@@ -81,9 +91,12 @@ class Publisher:
     platforms: PlatformRegistry
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
+    pacer: Pacer | None = None  # None: no pacing
 
     def publish(self, target_id: str, version: int) -> Result:
         """Handle one publish message for `target_id` at `version`."""
+        if self._pace(target_id, version):
+            return Result.PACED
         claimed = self._claim(target_id, version)
         if claimed is None:
             self._raise_if_early(target_id, version)
@@ -123,6 +136,53 @@ class Publisher:
             f" ({outcome.error})" if outcome.error else "",
         )
         return Result(outcome.status.value)
+
+    def _pace(self, target_id: str, version: int) -> bool:
+        """Whether the target was put back for its platform's pace (only when it is claimable)."""
+        if self.pacer is None:
+            return False
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            target = session.get(Target, target_id)
+            if (
+                target is None
+                or target.status != TargetStatus.QUEUED
+                or target.version != version
+                or target.due_at is None
+                or target.due_at > now
+            ):
+                return False  # the claim decides: stale, or early
+            account = session.get(Account, target.account_id)
+        if account is None:
+            return False
+        try:
+            paces = self.platforms.get(account.platform).paces(account_ref(account))
+        except HeraldError:
+            return False  # the claim and the call report an unknown platform
+        paced = self.pacer.admit(account.platform, account.id, paces) if paces else None
+        if paced is None:
+            return False
+        with session_scope(self.engine) as session:
+            moved = session.execute(
+                update(Target)
+                .where(
+                    Target.id == target_id,  # type: ignore[arg-type]
+                    Target.status == TargetStatus.QUEUED,  # type: ignore[arg-type]
+                    Target.version == version,  # type: ignore[arg-type]
+                )
+                .values(
+                    status=TargetStatus.RETRYING,
+                    version=version + 1,
+                    due_at=now + timedelta(seconds=paced.wait_seconds),
+                    queued_at=None,
+                    error_kind="paced",
+                    error=paced.reason,
+                    updated_at=now,
+                )
+            ).rowcount
+        if moved:
+            log.info("publish: target %s %s", target_id, paced.reason)
+        return bool(moved)
 
     def _claim(self, target_id: str, version: int) -> tuple[Target, Post, Account, str] | None:
         now = self.clock()
@@ -181,7 +241,12 @@ class Publisher:
             return _failed(AttemptOutcome.NEEDS_AUTH, reason, "needs_auth")
         try:
             adapter = self.platforms.get(account.platform)
-            result = adapter.publish(publish_request(target, post, account))
+            save = checkpoint_saver(self.engine, target.id, target.version)
+            result = adapter.publish(
+                publish_request(target, post, account, self.platforms, save_checkpoint=save)
+            )
+        except CredentialsUnavailable as exc:
+            return _failed(AttemptOutcome.NEEDS_AUTH, exc.message, "needs_auth")
         except TransientError as exc:
             return self._retry_or_fail(target, exc)
         except NeedsAuth as exc:
@@ -229,6 +294,13 @@ class Publisher:
             http_status=exc.http_status,
             retry_at=self.clock() + timedelta(seconds=delay),
         )
+
+
+def publish_pacer(broker: Broker, settings: Settings) -> Pacer | None:
+    """The pacer publishes go through: counters beside the broker's, or None when turned off."""
+    if not settings.publish_pacing:
+        return None
+    return Pacer(limiter_backend(broker), namespace=settings.broker_namespace)
 
 
 def _failed(

@@ -9,7 +9,7 @@ from herald_common.platforms import PlatformRegistry
 from herald_common.settings import get_settings
 from herald_common.workers import configure_logging, lazy, process_engine
 from herald_publisher.actors import declare_actors
-from herald_publisher.publishing import Publisher
+from herald_publisher.publishing import Publisher, publish_pacer
 
 settings = get_settings()
 configure_logging(settings)
@@ -21,7 +21,12 @@ dramatiq.set_broker(broker)
 def publisher() -> Publisher:
     """This process's Publisher, built on first message."""
     engine = process_engine()
-    return Publisher(engine=engine, platforms=PlatformRegistry(engine), settings=settings)
+    return Publisher(
+        engine=engine,
+        platforms=PlatformRegistry(engine, settings),
+        settings=settings,
+        pacer=publish_pacer(broker, settings),
+    )
 
 
 publish_target = declare_actors(broker, publisher)

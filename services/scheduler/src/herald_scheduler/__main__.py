@@ -51,7 +51,7 @@ def main() -> None:
     dispatcher = Dispatcher(
         engine=engine,
         broker=build_broker(settings),
-        platforms=PlatformRegistry(engine),
+        platforms=PlatformRegistry(engine, settings),
         settings=settings,
     )
     stop = threading.Event()

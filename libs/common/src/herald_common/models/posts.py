@@ -130,6 +130,10 @@ class Target(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     published_at: datetime | None = timestamp()
     updated_at: datetime = timestamp(nullable=False, default_now=True)
+    # What a try left on the platform for the next one (see PublishRequest.checkpoint).
+    checkpoint: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
 
 
 class Attempt(SQLModel, table=True):

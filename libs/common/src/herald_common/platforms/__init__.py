@@ -2,29 +2,94 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
+from herald_common.crypto import CredentialBox
+from herald_common.db import session_scope
 from herald_common.errors import FieldError, InvalidInput
+from herald_common.models import Account
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
+    Pace,
     Platform,
     PublishRequest,
     PublishResult,
     Violation,
 )
+from herald_common.platforms.bluesky import BlueskyCredentials, BlueskyPlatform, BlueskySettings
+from herald_common.platforms.mastodon import (
+    MastodonCredentials,
+    MastodonPlatform,
+    MastodonSettings,
+)
 from herald_common.platforms.sandbox import SandboxPlatform, SandboxSettings
+from herald_common.settings import Settings
 
-#: Platforms an account can be created for, with the schema of their non-secret settings.
-ACCOUNT_SETTINGS_SCHEMAS = {"sandbox": SandboxSettings}
-PLATFORMS = tuple(ACCOUNT_SETTINGS_SCHEMAS)
+log = logging.getLogger(__name__)
+
+
+class NoCredentials(BaseModel):
+    """A platform that needs no secrets."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+@dataclass(frozen=True)
+class PlatformSchemas:
+    """What an account on a platform is configured with: its options and its secrets."""
+
+    settings: type[BaseModel]
+    credentials: type[BaseModel]
+
+
+#: Platforms an account can be created for, with the schemas of their settings and secrets.
+SCHEMAS: dict[str, PlatformSchemas] = {
+    "sandbox": PlatformSchemas(SandboxSettings, NoCredentials),
+    "mastodon": PlatformSchemas(MastodonSettings, MastodonCredentials),
+    "bluesky": PlatformSchemas(BlueskySettings, BlueskyCredentials),
+}
+PLATFORMS = tuple(SCHEMAS)
+
+
+def http_client(settings: Settings) -> httpx.Client:
+    """The one HTTP client a process's adapters share (thread-safe, pooled, explicit timeouts)."""
+    timeout = settings.platform_timeout_seconds
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        headers={"User-Agent": "Herald (+https://github.com/herald-social/herald)"},
+        follow_redirects=True,
+    )
 
 
 class PlatformRegistry:
-    """Builds each adapter once, with the collaborators it needs."""
+    """Builds each adapter once, with the collaborators it needs, and holds account secrets."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._adapters: dict[str, Platform] = {"sandbox": SandboxPlatform(engine)}
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings | None = None,
+        *,
+        client: httpx.Client | None = None,
+    ) -> None:
+        settings = settings or Settings()
+        self._engine = engine
+        self.credentials = CredentialBox(settings.secret_keys)
+        self._client = client or http_client(settings)
+        self._adapters: dict[str, Platform] = {
+            "sandbox": SandboxPlatform(engine),
+            "mastodon": MastodonPlatform(self._client),
+            "bluesky": BlueskyPlatform(self._client, on_session=self._store_session),
+        }
 
     def get(self, platform: str) -> Platform:
         """The adapter for a platform name; InvalidInput when Herald has none."""
@@ -35,13 +100,38 @@ class PlatformRegistry:
                 FieldError("platform", f"Herald has no adapter for {platform!r}")
             ) from None
 
+    def credentials_of(self, account: Account) -> dict[str, Any]:
+        """The account's secrets, decrypted for one call."""
+        return self.credentials.open(account.credentials)
+
+    def _store_session(self, account: AccountRef, tokens: Mapping[str, str]) -> None:
+        """Keep tokens an adapter was given (a new Bluesky session) with the account's secrets."""
+        with session_scope(self._engine) as session:
+            row = session.get(Account, account.id)
+            if row is None or row.tenant_id != account.tenant_id:
+                return
+            merged = {**self.credentials.open(row.credentials), **tokens}
+            session.execute(
+                update(Account)
+                .where(Account.id == account.id, Account.tenant_id == account.tenant_id)  # type: ignore[arg-type]
+                .values(credentials=self.credentials.seal(merged))
+            )
+        log.info("platforms: stored a new %s session for account %s", account.platform, account.id)
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._client.close()
+
 
 __all__ = [
     "PLATFORMS",
+    "SCHEMAS",
     "AccountRef",
     "LookupUnsupported",
+    "Pace",
     "Platform",
     "PlatformRegistry",
+    "PlatformSchemas",
     "PublishRequest",
     "PublishResult",
     "SandboxSettings",

@@ -97,6 +97,10 @@ class Platform(ABC):
     #: Publishing paces the platform documents (see Pace); empty when it documents none.
     pacing: ClassVar[tuple[Pace, ...]] = ()
 
+    def paces(self, account: AccountRef) -> tuple[Pace, ...]:
+        """The paces that apply to publishing on this account (the platform's, by default)."""
+        return self.pacing
+
     @abstractmethod
     def validate(
         self, text: str, media: list[Mapping[str, Any]], account: AccountRef

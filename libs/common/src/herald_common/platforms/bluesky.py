@@ -72,10 +72,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
 from herald_common.errors import NeedsAuth, PermanentError, PlatformError
 from herald_common.platforms.base import (
     AccountRef,
+    Pace,
     Platform,
     PublishRequest,
     PublishResult,
@@ -111,6 +113,29 @@ _MENTION = re.compile(
 )
 _HASHTAG = re.compile(r"(?:^|(?<=\s))[#＃]([^\s#＃\u00ad\u2060\u200a\u200b\u200c\u200d\u20e2]+)")
 _TRAILING_PUNCTUATION = ".,;:!?'\""
+
+
+class BlueskySettings(BaseModel):
+    """The non-secret options of a Bluesky account."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    service_url: str = Field(
+        default=DEFAULT_SERVICE, pattern=r"^https?://[^/\s]+/?$", max_length=300
+    )
+    langs: list[str] | None = Field(default=None, max_length=3)
+    language: str | None = Field(default=None, max_length=35)
+
+
+class BlueskyCredentials(BaseModel):
+    """The secrets of a Bluesky account: an app password, and the session made from it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    app_password: str = Field(min_length=1, max_length=200)
+    accessJwt: str | None = Field(default=None, max_length=8000)  # the XRPC names
+    refreshJwt: str | None = Field(default=None, max_length=8000)
+    did: str | None = Field(default=None, max_length=200)
 
 
 def record_key(idempotency_key: str) -> str:
@@ -190,6 +215,10 @@ class BlueskyPlatform(Platform):
     """Publishes posts to each account's PDS, keyed so a repeat finds the first post."""
 
     name = "bluesky"
+    # Writes cost points: 5,000 per hour and 35,000 per day per account, a create 3 points
+    # (docs.bsky.app/docs/advanced-guides/rate-limits): 1,666 creates an hour. A publish may
+    # also upload up to 4 blobs; 300 posts per hour keeps well inside both windows.
+    pacing = (Pace("account", 300, 3600),)
 
     def __init__(
         self,

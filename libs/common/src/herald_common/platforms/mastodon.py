@@ -68,14 +68,16 @@ import html
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
 from herald_common.errors import NeedsAuth, PermanentError, TransientError
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
+    Pace,
     Platform,
     PublishRequest,
     PublishResult,
@@ -108,6 +110,27 @@ _BREAK = re.compile(r"<br\s*/?>|</p>\s*<p[^>]*>", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
 
 
+class MastodonSettings(BaseModel):
+    """The non-secret options of a Mastodon account."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    instance_url: str = Field(pattern=r"^https?://[^/\s]+/?$", max_length=300)
+    max_characters: int = Field(default=500, ge=1, le=1_000_000)
+    visibility: Literal["public", "unlisted", "private", "direct"] | None = None
+    spoiler_text: str | None = Field(default=None, max_length=500)
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2}$")
+    sensitive: bool = False
+
+
+class MastodonCredentials(BaseModel):
+    """The secrets of a Mastodon account."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    access_token: str = Field(min_length=1, max_length=4000)
+
+
 def countable_length(text: str, spoiler_text: str = "") -> int:
     """The length Mastodon checks against its limit: URLs count 23, mentions only `@user`."""
     return grapheme_length(spoiler_text + _countable_text(text))
@@ -137,6 +160,10 @@ class MastodonPlatform(Platform):
     """Publishes statuses to the Mastodon server named in each account's settings."""
 
     name = "mastodon"
+    # "All endpoints and methods: 300 requests / 5 minutes" per account; a publish makes one
+    # request per attachment plus one, so at most 60 posts per 5 minutes keeps far below it.
+    # Media uploads have their own limit of 30 per 30 minutes per account.
+    pacing = (Pace("account", 60, 300),)
 
     def __init__(
         self,

@@ -10,7 +10,8 @@ so retries and failures can be shown without code changes:
      "retry_after": 3,         # seconds, sent with retryable failures like a 429's Retry-After
      "latency_ms": 200,        # wait before answering
      "hold_after_accept_ms": 0,  # wait after accepting, before answering (crash-test window)
-     "max_length": 500}        # characters a post may have
+     "max_length": 500,        # characters a post may have
+     "pace_limit": 2, "pace_window_seconds": 60}  # pace publishes like a rate-limited platform
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from herald_common.errors import NeedsAuth, PermanentError, TransientError
 from herald_common.models import SandboxDelivery
 from herald_common.platforms.base import (
     AccountRef,
+    Pace,
     Platform,
     PublishRequest,
     PublishResult,
@@ -48,6 +50,9 @@ class SandboxSettings(BaseModel):
     latency_ms: int = Field(default=0, ge=0, le=60_000)
     hold_after_accept_ms: int = Field(default=0, ge=0, le=600_000)
     max_length: int = Field(default=500, ge=1, le=100_000)
+    # Pace this account like a platform that allows `pace_limit` posts per `pace_window_seconds`.
+    pace_limit: int | None = Field(default=None, ge=1, le=100_000)
+    pace_window_seconds: int = Field(default=60, ge=1, le=7 * 86400)
 
 
 class SandboxPlatform(Platform):
@@ -57,6 +62,12 @@ class SandboxPlatform(Platform):
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+
+    def paces(self, account: AccountRef) -> tuple[Pace, ...]:
+        options = SandboxSettings.model_validate(dict(account.settings))
+        if options.pace_limit is None:
+            return ()
+        return (Pace("account", options.pace_limit, options.pace_window_seconds),)
 
     def validate(
         self, text: str, media: list[Mapping[str, Any]], account: AccountRef

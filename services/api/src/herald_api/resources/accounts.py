@@ -15,14 +15,16 @@ from herald_api.schemas import (
     SandboxDeliveryOut,
 )
 from herald_api.services import accounts
+from herald_common.crypto import CredentialBox
 from herald_common.db import session_scope
 
 
 class AccountCollection:
     """/v1/accounts"""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, box: CredentialBox) -> None:
         self._engine = engine
+        self._box = box
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with session_scope(self._engine) as session:
@@ -33,7 +35,7 @@ class AccountCollection:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_body(req, AccountCreate)
         with session_scope(self._engine) as session:
-            account = accounts.create_account(session, req.context.tenant_id, body)
+            account = accounts.create_account(session, req.context.tenant_id, body, box=self._box)
             out = AccountOut.model_validate(account)
         resp.status = 201
         resp.location = f"/v1/accounts/{out.id}"
@@ -43,8 +45,9 @@ class AccountCollection:
 class AccountItem:
     """/v1/accounts/{account_id} and its sub-resources."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, box: CredentialBox) -> None:
         self._engine = engine
+        self._box = box
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, account_id: str) -> None:
         with session_scope(self._engine) as session:
@@ -55,7 +58,9 @@ class AccountItem:
     def on_patch(self, req: falcon.Request, resp: falcon.Response, account_id: str) -> None:
         body = parse_body(req, AccountUpdate)
         with session_scope(self._engine) as session:
-            account = accounts.update_account(session, req.context.tenant_id, account_id, body)
+            account = accounts.update_account(
+                session, req.context.tenant_id, account_id, body, box=self._box
+            )
             out = AccountOut.model_validate(account)
         resp.media = out.model_dump(mode="json")
 

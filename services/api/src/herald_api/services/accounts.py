@@ -6,15 +6,16 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, col, select
 
 from herald_api.parsing import field_errors
 from herald_api.schemas import AccountCreate, AccountUpdate
 from herald_api.services.posts import cancel_account_targets
+from herald_common.crypto import CredentialBox
 from herald_common.errors import FieldError, InvalidInput, NotFound
 from herald_common.models import Account, AccountStatus, SandboxDelivery
-from herald_common.platforms import ACCOUNT_SETTINGS_SCHEMAS, PLATFORMS
+from herald_common.platforms import PLATFORMS, SCHEMAS
 from herald_common.timeutil import utcnow
 
 
@@ -43,15 +44,32 @@ def list_accounts(session: Session, tenant_id: str) -> list[Account]:
     )
 
 
-def _checked_settings(platform: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings, checked against the platform's schema (errors name `settings.<field>`)."""
-    schema = ACCOUNT_SETTINGS_SCHEMAS[platform]
+def _checked(schema: type[BaseModel], values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The values, checked against a platform's schema (errors name `<prefix>.<field>`)."""
     try:
         # Through JSON, as the body arrived: strict schemas then take ISO strings and numbers.
-        parsed = schema.model_validate_json(json.dumps(settings))
+        parsed = schema.model_validate_json(json.dumps(values))
     except ValidationError as exc:
-        raise InvalidInput(field_errors(exc, prefix="settings")) from None
+        # field_errors names the field and the rule, never the value, so no secret is echoed.
+        raise InvalidInput(field_errors(exc, prefix=prefix)) from None
     return parsed.model_dump(mode="json", exclude_unset=True)
+
+
+def _sealed_credentials(
+    box: CredentialBox, platform: str, credentials: dict[str, Any] | None
+) -> str | None:
+    """The platform's secrets, checked and encrypted; None when there are none."""
+    values = _checked(SCHEMAS[platform].credentials, credentials or {}, "credentials")
+    if not values:
+        return None
+    if not box.available:
+        raise InvalidInput(
+            FieldError(
+                "credentials",
+                "this server cannot store secrets: HERALD_SECRET_KEYS is not set",
+            )
+        )
+    return box.seal(values)
 
 
 def _handle_errors(handle: str) -> list[FieldError]:
@@ -59,7 +77,12 @@ def _handle_errors(handle: str) -> list[FieldError]:
 
 
 def create_account(
-    session: Session, tenant_id: str, body: AccountCreate, *, now: datetime | None = None
+    session: Session,
+    tenant_id: str,
+    body: AccountCreate,
+    *,
+    box: CredentialBox,
+    now: datetime | None = None,
 ) -> Account:
     """Connect an account on a platform Herald supports."""
     now = now or utcnow()
@@ -73,7 +96,8 @@ def create_account(
         platform=body.platform,
         handle=body.handle.strip(),
         external_id=body.external_id,
-        settings=_checked_settings(body.platform, body.settings),
+        settings=_checked(SCHEMAS[body.platform].settings, body.settings, "settings"),
+        credentials=_sealed_credentials(box, body.platform, body.credentials),
         created_at=now,
         updated_at=now,
     )
@@ -88,9 +112,13 @@ def update_account(
     account_id: str,
     body: AccountUpdate,
     *,
+    box: CredentialBox,
     now: datetime | None = None,
 ) -> Account:
-    """Change an account's handle and/or settings (settings are replaced as a whole)."""
+    """Change an account's handle, settings or secrets (each replaced as a whole).
+
+    New secrets make a `needs_reauth` account active again: they are what re-auth means.
+    """
     now = now or utcnow()
     account = get_account(session, tenant_id, account_id)
     nulls = [
@@ -105,7 +133,12 @@ def update_account(
             raise InvalidInput(errors)
         account.handle = body.handle.strip()
     if body.settings is not None:
-        account.settings = _checked_settings(account.platform, body.settings)
+        account.settings = _checked(SCHEMAS[account.platform].settings, body.settings, "settings")
+    if body.credentials is not None:
+        account.credentials = _sealed_credentials(box, account.platform, body.credentials)
+        if account.status == AccountStatus.NEEDS_REAUTH:
+            account.status = AccountStatus.ACTIVE
+            account.status_reason = None
     account.updated_at = now
     session.add(account)
     session.flush()

@@ -22,9 +22,10 @@ import base64
 import binascii
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.engine import CursorResult
@@ -33,6 +34,7 @@ from sqlmodel import Session, col, select
 from herald_api.schemas import (
     MAX_CONTENT_LENGTH,
     AttemptOut,
+    MediaIn,
     PostCreate,
     PostDetailOut,
     PostOut,
@@ -68,7 +70,8 @@ CANCELED_WITH_POST = "canceled"
 REMOVED_FROM_POST = "removed"
 ACCOUNT_DELETED = "account_deleted"
 
-_RULE_WORDS = {"max_length": "too long"}
+#: Rules whose breach reads "too long"; any other platform rule reads "not accepted".
+_LENGTH_RULES = ("length", "characters", "graphemes", "bytes", "caption", "title")
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -191,9 +194,9 @@ def _post_fields(post: Post) -> dict[str, Any]:
 # --- checking input -------------------------------------------------------------------------
 
 
-def _content_errors(content: str) -> list[FieldError]:
-    if not content.strip():
-        return [FieldError("content", "must not be empty")]
+def _content_errors(content: str, media: Sequence[Mapping[str, Any]] = ()) -> list[FieldError]:
+    if not content.strip() and not media:
+        return [FieldError("content", "must not be empty when the post has no media")]
     if len(content) > MAX_CONTENT_LENGTH:
         return [FieldError("content", f"must be at most {MAX_CONTENT_LENGTH} characters")]
     return []
@@ -232,21 +235,51 @@ def _platform_errors(
     media: list[dict[str, Any]],
     accounts: Iterable[Account],
 ) -> list[FieldError]:
-    """The content's violations of each account's platform rules, as errors on `content`."""
+    """Each account's platform rules the post breaks, naming the account and the rule."""
     errors = []
     for account in accounts:
         ref = account_ref(account)
         for violation in platforms.get(account.platform).validate(content, media, ref):
             handle = account.handle if account.handle.startswith("@") else f"@{account.handle}"
-            words = _RULE_WORDS.get(violation.rule, "not accepted")
+            too_long = violation.rule.startswith("max_") and any(
+                word in violation.rule for word in _LENGTH_RULES
+            )
+            words = "too long" if too_long else "not accepted"
             errors.append(
                 FieldError(
-                    "content",
+                    _violation_field(violation.rule),
                     f"{words} for {account.platform} account {handle} ({violation.rule}): "
                     f"{violation.reason}",
+                    rule=violation.rule,
+                    account_id=account.id,
                 )
             )
     return errors
+
+
+_MEDIA_RULE_WORDS = ("media", "image", "video", "photo", "alt", "carousel", "attachment")
+
+
+def _violation_field(rule: str) -> str:
+    """The request field a platform rule is about: `media` or `content`."""
+    return "media" if any(word in rule for word in _MEDIA_RULE_WORDS) else "content"
+
+
+_VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".webm", ".avi", ".mkv")
+
+
+def media_items(items: Sequence[MediaIn]) -> list[dict[str, Any]]:
+    """The media as stored on the post, each with its `kind` settled."""
+    stored = []
+    for item in items:
+        data = item.model_dump(exclude_none=True)
+        if "kind" not in data:
+            mime = (item.mime_type or "").lower()
+            path = urlsplit(item.url).path.lower()
+            is_video = mime.startswith("video/") or (not mime and path.endswith(_VIDEO_EXTENSIONS))
+            data["kind"] = "video" if is_video else "image"
+        stored.append(data)
+    return stored
 
 
 def _null_errors(body: PostUpdate | Any) -> list[FieldError]:
@@ -378,7 +411,8 @@ def create_post(
 ) -> Post:
     """A new post: a draft, scheduled at `scheduled_at`, or due now with `publish_now`."""
     now = now or utcnow()
-    errors = _content_errors(body.content)
+    media = media_items(body.media)
+    errors = _content_errors(body.content, media)
     accounts, account_errors = _load_accounts(session, tenant_id, body.account_ids)
     errors += account_errors
     when, time_errors = resolve_schedule(body.scheduled_at, body.timezone, now)
@@ -386,7 +420,7 @@ def create_post(
     if body.publish_now and body.scheduled_at is not None:
         errors.append(FieldError("scheduled_at", "cannot be given together with publish_now"))
     if not errors:
-        errors += _platform_errors(platforms, body.content, [], accounts)
+        errors += _platform_errors(platforms, body.content, media, accounts)
     if errors:
         raise InvalidInput(errors)
 
@@ -395,6 +429,7 @@ def create_post(
     post = Post(
         tenant_id=tenant_id,
         content=body.content,
+        media=media,
         status=PostStatus.DRAFT if due_at is None else PostStatus.SCHEDULED,
         scheduled_at=due_at,
         timezone=body.timezone if due_at is not None else None,
@@ -442,8 +477,9 @@ def update_post(
 
     errors: list[FieldError] = []
     content = body.content if body.content is not None else post.content
-    if body.content is not None:
-        errors += _content_errors(content)
+    media = media_items(body.media) if body.media is not None else list(post.media or [])
+    if body.content is not None or body.media is not None:
+        errors += _content_errors(content, media)
     if body.account_ids is not None:
         wanted, account_errors = _load_accounts(session, tenant_id, body.account_ids)
         errors += account_errors
@@ -460,12 +496,18 @@ def update_post(
         errors += time_errors
         if body.status is not None:
             errors.append(FieldError("status", "cannot be draft together with scheduled_at"))
-    if not errors and (body.content is not None or body.account_ids is not None):
-        errors += _platform_errors(platforms, content, post.media, wanted)
+    changes_what = body.content is not None or body.media is not None
+    if not errors and (changes_what or body.account_ids is not None):
+        errors += _platform_errors(platforms, content, media, wanted)
     if errors:
         raise InvalidInput(errors)
 
     post.content = content
+    post.media = media
+    if changes_what:
+        # Work an earlier try left on a platform (an Instagram container, a TikTok upload)
+        # holds the old text or media: the next try must start afresh.
+        _forget_checkpoints(session, targets, now)
     if body.account_ids is not None:
         _set_accounts(session, post, targets, wanted, now)
         targets = _targets(session, [post.id], lock=True)
@@ -480,6 +522,15 @@ def update_post(
         post.timezone = None
     _touch(session, post, now)
     return post
+
+
+def _forget_checkpoints(session: Session, targets: Sequence[Target], now: datetime) -> None:
+    for target in targets:
+        if target.checkpoint:
+            target.checkpoint = {}
+            target.updated_at = now
+            session.add(target)
+    session.flush()
 
 
 def _set_accounts(
