@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from herald_api.app import create_app
 from herald_api.auth import create_tenant
 from herald_common.broker import build_broker
+from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
 from herald_common.models import Target
 from herald_common.platforms import PlatformRegistry
@@ -42,7 +43,10 @@ class Tenant:
 def settings(tmp_path: Path) -> Settings:
     # No Redis, whatever the environment says: the broker is Dramatiq's in-process stub.
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'herald.db'}", redis_url=None, redis_host=None
+        database_url=f"sqlite:///{tmp_path / 'herald.db'}",
+        redis_url=None,
+        redis_host=None,
+        HERALD_SECRET_KEYS=generate_key(),
     )
 
 
@@ -62,8 +66,10 @@ def broker(settings: Settings) -> StubBroker:
 
 
 @pytest.fixture
-def platforms(engine: Engine) -> PlatformRegistry:
-    return PlatformRegistry(engine)
+def platforms(engine: Engine, settings: Settings) -> Iterator[PlatformRegistry]:
+    registry = PlatformRegistry(engine, settings)
+    yield registry
+    registry.close()
 
 
 @pytest.fixture

@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 from falcon.testing import TestClient
+from sqlmodel import select
 
 from herald_api.app import create_app
+from herald_api.auth import create_tenant
 from herald_api.cli import main
 from herald_common.broker import build_broker
-from herald_common.db import create_db_engine, migrations_current
+from herald_common.crypto import CredentialBox, CredentialsUnavailable, generate_key
+from herald_common.db import create_db_engine, migrations_current, session_scope
+from herald_common.models import Account
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings, get_settings
 
@@ -57,3 +61,54 @@ def test_migrate_then_create_tenant(database: str, capsys: pytest.CaptureFixture
 def test_create_tenant_needs_a_name(database: str) -> None:
     with pytest.raises(SystemExit):
         main(["create-tenant"])
+
+
+def test_rotating_to_a_new_key_keeps_every_account(
+    database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given accounts whose secrets were sealed with an old key
+    assert main(["migrate"]) == 0
+    old, new = generate_key(), generate_key()
+    engine = create_db_engine(database)
+    with session_scope(engine) as session:
+        tenant, _ = create_tenant(session, "Acme")
+        for n in range(3):
+            session.add(
+                Account(
+                    tenant_id=tenant.id,
+                    platform="mastodon",
+                    handle=f"a{n}",
+                    credentials=CredentialBox(old).seal({"access_token": f"token-{n}"}),
+                )
+            )
+        session.add(Account(tenant_id=tenant.id, platform="sandbox", handle="no-secrets"))
+    capsys.readouterr()
+
+    # When the new key is put first and the credentials are rotated
+    monkeypatch.setenv("HERALD_SECRET_KEYS", f"{new},{old}")
+    get_settings.cache_clear()
+    assert main(["rotate-credentials"]) == 0
+
+    # Then all three were rewritten, and the new key alone opens each to its token
+    assert json.loads(capsys.readouterr().out) == {"rotated": 3}
+    with session_scope(engine) as session:
+        stored = session.exec(select(Account).order_by(Account.handle)).all()
+    only_new = CredentialBox(new)
+    assert [only_new.open(a.credentials) for a in stored if a.credentials] == [
+        {"access_token": f"token-{n}"} for n in range(3)
+    ]
+    with pytest.raises(CredentialsUnavailable):
+        CredentialBox(old).open(stored[0].credentials)
+    engine.dispose()
+
+
+def test_generate_key_prints_a_usable_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate-key"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert CredentialBox(key).open(CredentialBox(key).seal({"a": "b"})) == {"a": "b"}
+
+
+def test_a_malformed_key_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValueError) as raised:
+        CredentialBox("not-a-fernet-key-secret")
+    assert "not-a-fernet-key-secret" not in str(raised.value)

@@ -109,3 +109,12 @@ class PermanentError(PlatformError):
     """Raised when a platform call will fail the same way however often it is tried."""
 
     kind = "permanent"
+
+
+class OutcomeUnknown(PlatformError):
+    """Raised when the platform may have made the post but its answer was lost.
+
+    The target becomes `unknown` for a person to resolve: trying again could post twice.
+    """
+
+    kind = "unknown"

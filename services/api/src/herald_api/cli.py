@@ -1,4 +1,4 @@
-"""`herald-admin`: operator commands (migrate the database, create a tenant and its key)."""
+"""`herald-admin`: operator commands (migrate, create a tenant and its key, manage secret keys)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import json
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
 from herald_api.auth import create_tenant
+from herald_common.crypto import CredentialBox, CredentialsUnavailable, generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
+from herald_common.models import Account
 from herald_common.settings import get_settings
 
 
@@ -21,12 +27,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     tenant.add_argument("--name", required=True, help="the tenant's name")
     tenant.add_argument("--admin", action="store_true", help="give the key admin rights")
+    commands.add_parser("generate-key", help="print a new key for HERALD_SECRET_KEYS")
+    commands.add_parser(
+        "rotate-credentials",
+        help="re-encrypt every account's secrets with the first key of HERALD_SECRET_KEYS",
+    )
     return parser
+
+
+def rotate_credentials(engine: Engine, box: CredentialBox, *, batch: int = 500) -> int:
+    """Re-encrypt every stored secret with the box's first key; how many were rewritten.
+
+    Each batch commits on its own, so a large table is not held in one transaction; running it
+    again after an interruption is safe (a rotated token rotates to itself).
+    """
+    rotated, after = 0, ""
+    while True:
+        with session_scope(engine) as session:
+            rows = session.exec(
+                select(Account.id, Account.credentials)
+                .where(Account.id > after, col(Account.credentials).is_not(None))
+                .order_by(col(Account.id))
+                .limit(batch)
+            ).all()
+            for account_id, token in rows:
+                session.execute(
+                    update(Account)
+                    .where(Account.id == account_id)  # type: ignore[arg-type]
+                    .values(credentials=box.rotate(token))
+                )
+        if not rows:
+            return rotated
+        rotated += len(rows)
+        after = rows[-1][0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one admin command; prints JSON on stdout."""
     args = _parser().parse_args(argv)
+    if args.command == "generate-key":
+        print(generate_key())
+        return 0
     settings = get_settings()
     engine = create_db_engine(settings.database_url, pool_size=1)
     try:
@@ -41,6 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             with session_scope(engine) as session:
                 tenant, key = create_tenant(session, name, is_admin=args.admin)
             print(json.dumps({"tenant_id": tenant.id, "api_key": key}))
+        elif args.command == "rotate-credentials":
+            box = CredentialBox(settings.secret_keys)
+            if not box.available:
+                print("herald-admin: HERALD_SECRET_KEYS is not set", file=sys.stderr)
+                return 2
+            try:
+                count = rotate_credentials(engine, box)
+            except CredentialsUnavailable as exc:
+                print(f"herald-admin: {exc.message}", file=sys.stderr)
+                return 1
+            print(json.dumps({"rotated": count}))
     finally:
         engine.dispose()
     return 0

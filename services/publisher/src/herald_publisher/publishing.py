@@ -30,6 +30,7 @@ from herald_common.errors import (
     HeraldError,
     InvalidInput,
     NeedsAuth,
+    OutcomeUnknown,
     PermanentError,
     PlatformError,
     TransientError,
@@ -251,6 +252,14 @@ class Publisher:
             return self._retry_or_fail(target, exc)
         except NeedsAuth as exc:
             return _failed(AttemptOutcome.NEEDS_AUTH, exc.message, "needs_auth", exc.http_status)
+        except OutcomeUnknown as exc:
+            return Outcome(
+                status=TargetStatus.UNKNOWN,
+                attempt=AttemptOutcome.UNKNOWN,
+                error=exc.message,
+                error_kind="unknown",
+                http_status=exc.http_status,
+            )
         except PermanentError as exc:
             return _failed(AttemptOutcome.PERMANENT, exc.message, "permanent", exc.http_status)
         except (InvalidInput, PlatformError) as exc:

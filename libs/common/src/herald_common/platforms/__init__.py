@@ -32,6 +32,7 @@ from herald_common.platforms.mastodon import (
     MastodonSettings,
 )
 from herald_common.platforms.sandbox import SandboxPlatform, SandboxSettings
+from herald_common.platforms.tiktok import TikTokCredentials, TikTokPlatform, TikTokSettings
 from herald_common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ SCHEMAS: dict[str, PlatformSchemas] = {
     "sandbox": PlatformSchemas(SandboxSettings, NoCredentials),
     "mastodon": PlatformSchemas(MastodonSettings, MastodonCredentials),
     "bluesky": PlatformSchemas(BlueskySettings, BlueskyCredentials),
+    "tiktok": PlatformSchemas(TikTokSettings, TikTokCredentials),
 }
 PLATFORMS = tuple(SCHEMAS)
 
@@ -89,6 +91,11 @@ class PlatformRegistry:
             "sandbox": SandboxPlatform(engine),
             "mastodon": MastodonPlatform(self._client),
             "bluesky": BlueskyPlatform(self._client, on_session=self._store_session),
+            # Polls stay well inside the publish time limit (2 min); a longer wait is a retry
+            # that continues from the checkpoint.
+            "tiktok": TikTokPlatform(
+                self._client, api_url=settings.tiktok_api_url, poll_timeout=60.0
+            ),
         }
 
     def get(self, platform: str) -> Platform:
