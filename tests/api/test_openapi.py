@@ -21,6 +21,7 @@ EXPECTED = {
     "/v1/posts/{post_id}/publish": {"post"},
     "/v1/posts/{post_id}/cancel": {"post"},
     "/v1/posts/{post_id}/retry": {"post"},
+    "/v1/posts/{post_id}/targets/{target_id}/resolve": {"post"},
 }
 
 

@@ -28,6 +28,7 @@ from herald_api.schemas import (
     PostPage,
     PostUpdate,
     ReadyOut,
+    ResolveBody,
     SandboxDeliveryList,
     ScheduleBody,
 )
@@ -188,6 +189,22 @@ def build_routes(*, engine: Engine, broker: Broker, platforms: PlatformRegistry)
             post,
             (Operation("post", "Retry the failed targets now", PostDetailOut, errors=(409,)),),
             suffix="retry",
+        ),
+        Route(
+            post_path + "/targets/{target_id}/resolve",
+            post,
+            (
+                Operation(
+                    "post",
+                    "Resolve a target in unknown",
+                    PostDetailOut,
+                    body=ResolveBody,
+                    errors=(409,),
+                    description="After a crash where the platform could not be asked, a person "
+                    "checks the account and says whether the post went out.",
+                ),
+            ),
+            suffix="resolve",
         ),
     ]
     return routes

@@ -217,6 +217,28 @@ class ScheduleBody(Body):
     timezone: str | None = Field(default=None, max_length=64)
 
 
+class ResolveBody(Body):
+    """A person's answer for a target in `unknown`: did the post go out?"""
+
+    outcome: Literal["published", "not_published", "retry"] = Field(
+        description="`published`: it is on the platform (give its URL or id); `not_published`: "
+        "it is not, leave it failed; `retry`: it is not, send it now."
+    )
+    platform_url: str | None = Field(default=None, max_length=1000)
+    platform_post_id: str | None = Field(default=None, min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=1000, description="Kept on the target.")
+
+    @field_validator("platform_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http or https URL with a host")
+        return value
+
+
 class PostListQuery(BaseModel):
     """Query parameters of the post list (strings from the URL, so not strict)."""
 

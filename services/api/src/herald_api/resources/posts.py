@@ -9,7 +9,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from herald_api.parsing import parse_body, parse_query
-from herald_api.schemas import PostCreate, PostListQuery, PostPage, PostUpdate, ScheduleBody
+from herald_api.schemas import (
+    PostCreate,
+    PostListQuery,
+    PostPage,
+    PostUpdate,
+    ResolveBody,
+    ScheduleBody,
+)
 from herald_api.services import posts
 from herald_common.db import session_scope
 from herald_common.models import Post
@@ -106,3 +113,13 @@ class PostItem:
     def on_post_retry(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
         tenant_id = req.context.tenant_id
         self._run(resp, lambda session: posts.retry_post(session, tenant_id, post_id))
+
+    def on_post_resolve(
+        self, req: falcon.Request, resp: falcon.Response, post_id: str, target_id: str
+    ) -> None:
+        body = parse_body(req, ResolveBody)
+        tenant_id = req.context.tenant_id
+        self._run(
+            resp,
+            lambda session: posts.resolve_target(session, tenant_id, post_id, target_id, body),
+        )

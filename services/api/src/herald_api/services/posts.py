@@ -39,6 +39,7 @@ from herald_api.schemas import (
     PostDetailOut,
     PostOut,
     PostUpdate,
+    ResolveBody,
     ScheduleBody,
     TargetDetailOut,
     TargetOut,
@@ -700,6 +701,68 @@ def retry_post(
             f"nothing to retry: no target has failed or is unknown ({_summary(targets)})"
         )
     _schedule(session, failed, now, now)
+    _touch(session, post, now)
+    return post
+
+
+def resolve_target(
+    session: Session,
+    tenant_id: str,
+    post_id: str,
+    target_id: str,
+    body: ResolveBody,
+    *,
+    now: datetime | None = None,
+) -> Post:
+    """Settle a target in `unknown` with what a person found on the platform."""
+    now = now or utcnow()
+    post = get_post(session, tenant_id, post_id, lock=True)
+    target = next((t for t in _targets(session, [post.id], lock=True) if t.id == target_id), None)
+    if target is None:
+        raise NotFound(f"no target {target_id} on post {post_id}")
+    if body.outcome == "published" and not (body.platform_url or body.platform_post_id):
+        raise InvalidInput(
+            FieldError(
+                "platform_url", "give the post's URL or platform_post_id to mark it published"
+            )
+        )
+    if body.outcome != "published" and (body.platform_url or body.platform_post_id):
+        raise InvalidInput(
+            FieldError("platform_url", f"only a published outcome has a URL, not {body.outcome}")
+        )
+    if target.status != TargetStatus.UNKNOWN:
+        raise Conflict(
+            f"target {target_id} is {target.status}; only a target in unknown can be resolved"
+        )
+    note = f" ({body.note})" if body.note else ""
+    if body.outcome == "published":
+        _move(
+            session,
+            target,
+            now,
+            status=TargetStatus.PUBLISHED,
+            platform_url=body.platform_url,
+            platform_post_id=body.platform_post_id,
+            published_at=now,
+            finished_at=now,
+            error_kind="resolved",
+            error=f"marked published by a person{note}",
+        )
+    elif body.outcome == "not_published":
+        _move(
+            session,
+            target,
+            now,
+            status=TargetStatus.FAILED,
+            finished_at=now,
+            error_kind="resolved",
+            error=f"a person found it was not published{note}",
+        )
+    else:
+        account = session.get(Account, target.account_id)
+        if account is None or account.deleted_at is not None:
+            raise Conflict("the target's account was deleted: there is nothing to send it to")
+        _schedule(session, [target], now, now)
     _touch(session, post, now)
     return post
 
