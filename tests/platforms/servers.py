@@ -58,6 +58,11 @@ class FakeServer:
         self.requests: list[Recorded] = []
         self._failures: list[_Failure] = []
         self.lock = threading.RLock()
+        #: Requests to this path have their reply held (after the server acted on them) until
+        #: `release` is set: the window in which a crashed client never hears the answer.
+        self.hold_path: str | None = None
+        self.held = threading.Event()
+        self.release = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,6 +78,7 @@ class FakeServer:
                     body=body,
                 )
                 reply = server._dispatch(request)
+                server._hold(request)
                 payload = (
                     reply.body
                     if isinstance(reply.body, bytes)
@@ -110,6 +116,7 @@ class FakeServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self.release.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -144,6 +151,11 @@ class FakeServer:
 
     def respond(self, request: Recorded) -> Reply:
         raise NotImplementedError
+
+    def _hold(self, request: Recorded) -> None:
+        if self.hold_path is not None and request.path == self.hold_path:
+            self.held.set()
+            self.release.wait(timeout=120)
 
 
 @contextmanager

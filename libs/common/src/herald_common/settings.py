@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     publish_backoff_seconds: float = Field(default=2.0, gt=0)
     publish_backoff_max_seconds: float = Field(default=300.0, gt=0)
     platform_timeout_seconds: float = Field(default=30.0, gt=0)
+    # How often adapters poll a platform's processing (media, containers, uploads).
+    platform_poll_interval_seconds: float = Field(default=3.0, gt=0)
 
     # Platforms: API base URLs (tests and self-hosted gateways point these elsewhere) and the
     # keys that encrypt account credentials at rest (see herald_common.crypto).

@@ -253,8 +253,9 @@ def reconcile(
     assert post is not None and account is not None
     now = utcnow()
     for_a_person = (
-        "so it is not sent again automatically: check the account, and if the post is not "
-        "there, retry it (POST /v1/posts/{id}/retry)"
+        "so it is not sent again automatically: check the account and say what you found "
+        "(POST /v1/posts/{post_id}/targets/{target_id}/resolve: published with its URL, "
+        "not_published, or retry)"
     )
     try:
         adapter = platforms.get(account.platform)

@@ -87,14 +87,18 @@ class PlatformRegistry:
         self._engine = engine
         self.credentials = CredentialBox(settings.secret_keys)
         self._client = client or http_client(settings)
+        poll = settings.platform_poll_interval_seconds
         self._adapters: dict[str, Platform] = {
             "sandbox": SandboxPlatform(engine),
-            "mastodon": MastodonPlatform(self._client),
+            "mastodon": MastodonPlatform(self._client, media_poll_interval=poll),
             "bluesky": BlueskyPlatform(self._client, on_session=self._store_session),
             # Polls stay well inside the publish time limit (2 min); a longer wait is a retry
             # that continues from the checkpoint.
             "tiktok": TikTokPlatform(
-                self._client, api_url=settings.tiktok_api_url, poll_timeout=60.0
+                self._client,
+                api_url=settings.tiktok_api_url,
+                poll_interval=poll,
+                poll_timeout=60.0,
             ),
         }
 
