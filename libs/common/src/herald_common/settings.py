@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     instagram_api_url: str = "https://graph.facebook.com"
     threads_api_url: str = "https://graph.threads.net"
     linkedin_api_url: str = "https://api.linkedin.com"
+    linkedin_version: str = Field(default="202605", pattern=r"^\d{6}$")
     tiktok_api_url: str = "https://open.tiktokapis.com"
     # Pace publishes per account and platform as each adapter documents (Pace); off for tests
     # that burst on purpose.

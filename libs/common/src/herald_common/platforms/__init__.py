@@ -26,6 +26,11 @@ from herald_common.platforms.base import (
     Violation,
 )
 from herald_common.platforms.bluesky import BlueskyCredentials, BlueskyPlatform, BlueskySettings
+from herald_common.platforms.linkedin import (
+    LinkedInCredentials,
+    LinkedInPlatform,
+    LinkedInSettings,
+)
 from herald_common.platforms.mastodon import (
     MastodonCredentials,
     MastodonPlatform,
@@ -33,6 +38,7 @@ from herald_common.platforms.mastodon import (
 )
 from herald_common.platforms.sandbox import SandboxPlatform, SandboxSettings
 from herald_common.platforms.tiktok import TikTokCredentials, TikTokPlatform, TikTokSettings
+from herald_common.platforms.x import XCredentials, XPlatform, XSettings
 from herald_common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,8 @@ SCHEMAS: dict[str, PlatformSchemas] = {
     "mastodon": PlatformSchemas(MastodonSettings, MastodonCredentials),
     "bluesky": PlatformSchemas(BlueskySettings, BlueskyCredentials),
     "tiktok": PlatformSchemas(TikTokSettings, TikTokCredentials),
+    "x": PlatformSchemas(XSettings, XCredentials),
+    "linkedin": PlatformSchemas(LinkedInSettings, LinkedInCredentials),
 }
 PLATFORMS = tuple(SCHEMAS)
 
@@ -97,6 +105,16 @@ class PlatformRegistry:
             "tiktok": TikTokPlatform(
                 self._client,
                 api_url=settings.tiktok_api_url,
+                poll_interval=poll,
+                poll_timeout=60.0,
+            ),
+            "x": XPlatform(
+                self._client, api_url=settings.x_api_url, poll_interval=poll, poll_timeout=60.0
+            ),
+            "linkedin": LinkedInPlatform(
+                self._client,
+                api_url=settings.linkedin_api_url,
+                version=settings.linkedin_version,
                 poll_interval=poll,
                 poll_timeout=60.0,
             ),
