@@ -18,6 +18,7 @@ from herald_embedded.stack import Stack, wait_for
 from tests.e2e.helpers import post_json
 from tests.e2e.test_publish_flow import post_status, settled
 from tests.platforms.fake_tiktok import VIDEO_INIT, FakeTikTok
+from tests.platforms.fake_x import FakeX
 from tests.platforms.servers import FakeMastodon, FakeMediaHost, FakePDS, running
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x02" * 64
@@ -29,6 +30,7 @@ class Fakes:
     mastodon: FakeMastodon
     pds: FakePDS
     tiktok: FakeTikTok
+    x: FakeX
     media: FakeMediaHost
 
 
@@ -38,9 +40,10 @@ def fakes() -> Iterator[Fakes]:
         running(FakeMastodon()) as mastodon,
         running(FakePDS()) as pds,
         running(FakeTikTok(verified_prefixes=("http://127.0.0.1",))) as tiktok,
+        running(FakeX()) as x,
         running(FakeMediaHost({"/cat.png": (PNG, "image/png")})) as media,
     ):
-        yield Fakes(mastodon, pds, tiktok, media)  # type: ignore[arg-type]
+        yield Fakes(mastodon, pds, tiktok, x, media)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +65,7 @@ def stack(
         env_overrides={
             "HERALD_SECRET_KEYS": generate_key(),
             "TIKTOK_API_URL": fakes.tiktok.url,
+            "X_API_URL": fakes.x.url,
             "PUBLISH_BACKOFF_SECONDS": "1",
             "PLATFORM_POLL_INTERVAL_SECONDS": "0.05",
             "RECONCILE_AFTER_SECONDS": "2",
@@ -365,3 +369,64 @@ def test_a_worker_killed_during_tiktoks_init_becomes_unknown_and_a_person_resolv
     # Then the post is published, and TikTok saw one init
     assert resolved["status"] == "published"
     assert len(fakes.tiktok.inits) == inits + 1
+
+
+def x_account(client: httpx.Client) -> str:
+    body = {
+        "platform": "x",
+        "handle": f"acme{uuid.uuid4().hex[:4]}",
+        "credentials": {"access_token": "good-token"},
+    }
+    return str(post_json(client, "/v1/accounts", body)["id"])
+
+
+def x_posts_with(fakes: Fakes, text: str) -> list[dict]:
+    return [p for p in fakes.x.posts.values() if p["text"] == text]
+
+
+def test_x_publishes_a_post_with_an_image(client, fakes):
+    account_id = x_account(client)
+    text = f"Hello X {uuid.uuid4().hex[:6]}"
+
+    post = finished(
+        client,
+        publish_now(
+            client, account_id, text, media=[{"url": f"{fakes.media.url}/cat.png", "alt": "Cat"}]
+        ),
+    )
+
+    assert post["status"] == "published", post
+    [made] = x_posts_with(fakes, text)
+    assert post["targets"][0]["platform_post_id"] == made["id"]
+    assert len(made["media_ids"]) == 1
+
+
+def test_x_over_280_weighted_characters_is_refused_at_creation(client):
+    account_id = x_account(client)
+    # 141 CJK characters weigh 282
+    response = client.post("/v1/posts", json={"content": "字" * 141, "account_ids": [account_id]})
+    assert response.status_code == 422
+    [error] = response.json()["error"]["fields"]
+    assert (error["field"], error["account_id"]) == ("content", account_id)
+
+
+def test_a_worker_killed_after_x_accepted_becomes_unknown_never_two_posts(
+    stack, client, fakes, holding
+):
+    # Given X will make the post but hold its answer
+    account_id = x_account(client)
+    text = f"Crash test {uuid.uuid4().hex[:6]}"
+    _hold(holding, fakes.x, "/2/tweets")
+
+    # When the publisher is killed before it hears back
+    post_id = publish_now(client, account_id, text)
+    kill_publisher_during(stack, fakes.x, "/2/tweets")
+
+    # Then X cannot be asked by key: the target is unknown, and X has exactly one post
+    def unknown() -> dict | None:
+        post = post_status(client, post_id)
+        return post if post["targets"][0]["status"] == "unknown" else None
+
+    post = wait_for(unknown, timeout=30, what="the target to become unknown")
+    assert "gives no way to ask" in post["targets"][0]["error"]
+    assert len(x_posts_with(fakes, text)) == 1
