@@ -430,3 +430,22 @@ def test_a_worker_killed_after_x_accepted_becomes_unknown_never_two_posts(
     post = wait_for(unknown, timeout=30, what="the target to become unknown")
     assert "gives no way to ask" in post["targets"][0]["error"]
     assert len(x_posts_with(fakes, text)) == 1
+
+
+def test_no_secret_reaches_any_process_log(stack, fakes):
+    # Given the module's runs above (tokens, app passwords and sessions used by every service)
+    secrets = [
+        "good-token",
+        "revoked-token",
+        "act.good",
+        fakes.pds.password,
+        "access-1",
+        "refresh-1",
+    ]
+
+    # Then no log of any process holds one
+    for name in ("api", "publisher", "scheduler"):
+        text = (stack.logdir / f"{name}.log").read_text(errors="replace")
+        assert text, f"{name} logged nothing"
+        leaked = [s for s in secrets if s in text]
+        assert leaked == [], f"{name} log holds {leaked}"

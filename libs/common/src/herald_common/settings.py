@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     instagram_api_url: str = "https://graph.facebook.com"
     threads_api_url: str = "https://graph.threads.net"
     linkedin_api_url: str = "https://api.linkedin.com"
+    graph_api_version: str = Field(default="v25.0", pattern=r"^v\d+\.\d+$")
+    threads_api_version: str = Field(default="v1.0", pattern=r"^v\d+\.\d+$")
     linkedin_version: str = Field(default="202605", pattern=r"^\d{6}$")
     tiktok_api_url: str = "https://open.tiktokapis.com"
     # Pace publishes per account and platform as each adapter documents (Pace); off for tests

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -13,9 +12,12 @@ from sqlalchemy.engine import Engine
 
 from herald_common.contracts import queue_concurrency
 from herald_common.db import create_db_engine
-from herald_common.settings import Settings, get_settings
+from herald_common.logs import configure_logging
+from herald_common.settings import get_settings
 
 T = TypeVar("T")
+
+__all__ = ["configure_logging", "lazy", "process_engine", "run_worker"]
 
 
 def lazy(factory: Callable[[], T]) -> Callable[[], T]:
@@ -28,14 +30,6 @@ def process_engine() -> Engine:
     """This process's database engine."""
     settings = get_settings()
     return create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
-
-
-def configure_logging(settings: Settings) -> None:
-    """One log format for every Herald process."""
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-    )
 
 
 def run_worker(module: str, queues: list[str], argv: list[str] | None = None) -> None:

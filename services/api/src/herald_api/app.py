@@ -5,7 +5,6 @@ gunicorn runs `'herald_api.app:get_app()'`; nothing is built at import time.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import falcon
@@ -17,6 +16,7 @@ from herald_api.middleware import AuthMiddleware, RequestIdMiddleware
 from herald_api.routes import build_routes, check_route, public_paths
 from herald_common.broker import build_broker
 from herald_common.db import create_db_engine
+from herald_common.logs import configure_logging
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings, get_settings
 
@@ -38,10 +38,7 @@ def create_app(
 def get_app() -> falcon.App:
     """The API as configured by the environment (gunicorn's entry point)."""
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
-    )
+    configure_logging(settings)
     engine = create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
     broker = build_broker(settings)
     platforms = PlatformRegistry(engine, settings)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from herald_common.models import PostStatus
+from herald_common.platforms import PLATFORMS
 
 MAX_CONTENT_LENGTH = 10_000
 MAX_ACCOUNTS_PER_POST = 50
@@ -87,7 +88,10 @@ class ReadyOut(Out):
 class AccountCreate(Body):
     """Connect an account."""
 
-    platform: str = Field(description="One of the platforms Herald supports (`sandbox`).")
+    platform: str = Field(
+        description="One of: " + ", ".join(f"`{name}`" for name in PLATFORMS) + ". Each takes "
+        "its own `settings` and `credentials` (see herald_common/platforms/<name>.py)."
+    )
     handle: str = Field(min_length=1, max_length=200)
     external_id: str | None = Field(default=None, max_length=200)
     settings: dict[str, Any] = Field(

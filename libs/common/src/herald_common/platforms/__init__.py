@@ -26,6 +26,16 @@ from herald_common.platforms.base import (
     Violation,
 )
 from herald_common.platforms.bluesky import BlueskyCredentials, BlueskyPlatform, BlueskySettings
+from herald_common.platforms.facebook import (
+    FacebookCredentials,
+    FacebookPlatform,
+    FacebookSettings,
+)
+from herald_common.platforms.instagram import (
+    InstagramCredentials,
+    InstagramPlatform,
+    InstagramSettings,
+)
 from herald_common.platforms.linkedin import (
     LinkedInCredentials,
     LinkedInPlatform,
@@ -37,6 +47,11 @@ from herald_common.platforms.mastodon import (
     MastodonSettings,
 )
 from herald_common.platforms.sandbox import SandboxPlatform, SandboxSettings
+from herald_common.platforms.threads import (
+    ThreadsCredentials,
+    ThreadsPlatform,
+    ThreadsSettings,
+)
 from herald_common.platforms.tiktok import TikTokCredentials, TikTokPlatform, TikTokSettings
 from herald_common.platforms.x import XCredentials, XPlatform, XSettings
 from herald_common.settings import Settings
@@ -66,6 +81,9 @@ SCHEMAS: dict[str, PlatformSchemas] = {
     "tiktok": PlatformSchemas(TikTokSettings, TikTokCredentials),
     "x": PlatformSchemas(XSettings, XCredentials),
     "linkedin": PlatformSchemas(LinkedInSettings, LinkedInCredentials),
+    "facebook": PlatformSchemas(FacebookSettings, FacebookCredentials),
+    "instagram": PlatformSchemas(InstagramSettings, InstagramCredentials),
+    "threads": PlatformSchemas(ThreadsSettings, ThreadsCredentials),
 }
 PLATFORMS = tuple(SCHEMAS)
 
@@ -115,6 +133,25 @@ class PlatformRegistry:
                 self._client,
                 api_url=settings.linkedin_api_url,
                 version=settings.linkedin_version,
+                poll_interval=poll,
+                poll_timeout=60.0,
+            ),
+            "facebook": FacebookPlatform(
+                self._client,
+                api_url=settings.facebook_api_url,
+                api_version=settings.graph_api_version,
+            ),
+            "instagram": InstagramPlatform(
+                self._client,
+                api_url=settings.instagram_api_url,
+                api_version=settings.graph_api_version,
+                poll_interval=poll,
+                poll_timeout=60.0,
+            ),
+            "threads": ThreadsPlatform(
+                self._client,
+                api_url=settings.threads_api_url,
+                api_version=settings.threads_api_version,
                 poll_interval=poll,
                 poll_timeout=60.0,
             ),

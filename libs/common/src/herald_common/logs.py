@@ -1,0 +1,60 @@
+"""One log format for every Herald process, with secrets masked on the way out.
+
+Adapters never put tokens in messages, but libraries log what they send (httpx logs each
+request's URL, and some platforms take `access_token` as a query parameter), and an exception's
+text can quote a request. So every record passes a filter that masks what looks like a secret:
+`access_token=…`-style parameters, `Authorization`-style credentials, and JWTs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from herald_common.settings import Settings
+
+_PARAM = re.compile(
+    r"(?i)\b(access_token|refresh_token|id_token|client_secret|app_password|password|"
+    r"code_verifier|fb_exchange_token|code|accessJwt|refreshJwt)"
+    r"""(["']?\s*[:=]\s*["']?)([^&\s"',;}]+)"""
+)
+_SCHEME = re.compile(r"(?i)\b(bearer|oauth|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+MASK = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """The text with anything that looks like a secret replaced by [redacted]."""
+    text = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    text = _SCHEME.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    return _JWT.sub(MASK, text)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks secrets in a record's message and in its exception text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """Herald's format and level on the root logger; every handler masks secrets."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
+    )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactSecrets) for f in handler.filters):
+            handler.addFilter(RedactSecrets())
+    # Request lines of the platform client: URLs only, at DEBUG and above only when asked.
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("httpcore").setLevel(logging.WARNING)

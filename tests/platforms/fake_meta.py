@@ -1,0 +1,732 @@
+"""Local fakes of Meta's Graph hosts: a Facebook Page, an Instagram account, a Threads profile.
+
+They answer as the Graph API documentation says: versioned paths, Bearer tokens, Graph error
+bodies `{"error": {"message", "type", "code", "error_subcode", "is_transient", "fbtrace_id"}}`
+with HTTP 400, an expired token (code 190, subcode 463), throttling (codes 4/32/80002 with the
+X-App-Usage and X-Business-Use-Case-Usage headers), containers that stay IN_PROGRESS for
+`processing_polls` status reads before they are FINISHED, PUBLISHED after a publish, and the
+24-hour publishing quotas.
+
+`drop_after` names an operation ("publish", "feed", "photos", "videos") whose next call takes
+effect and then loses its answer: the connection is closed without a response, as when a worker
+is killed or the network fails after Meta accepted the call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from herald_common.platforms.base import AccountRef, PublishRequest
+from tests.platforms.servers import FakeServer, Recorded, Reply
+
+IN_PROGRESS, FINISHED, PUBLISHED, ERROR, EXPIRED = (
+    "IN_PROGRESS",
+    "FINISHED",
+    "PUBLISHED",
+    "ERROR",
+    "EXPIRED",
+)
+
+
+class DropConnection(Exception):
+    """Raised inside a handler: the server closes the connection without answering."""
+
+
+class SimulatedCrash(Exception):
+    """The worker dies: raised by CheckpointStore right after it stored a checkpoint."""
+
+
+class CheckpointStore:
+    """Keeps checkpoints as the publisher does: each save durably replaces the last one."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+        self.saves: list[dict[str, Any]] = []
+        #: When it returns true for a saved state, the save is kept and then the "worker dies".
+        self.crash_when: Callable[[Mapping[str, Any]], bool] | None = None
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        self.state = dict(state)
+        self.saves.append(dict(state))
+        if self.crash_when is not None and self.crash_when(state):
+            self.crash_when = None
+            raise SimulatedCrash(f"killed after saving {sorted(state)}")
+
+    def request(
+        self,
+        account: AccountRef,
+        text: str = "Hello from Herald",
+        media: tuple[Mapping[str, Any], ...] | list[Mapping[str, Any]] = (),
+        key: str = "target-1",
+    ) -> PublishRequest:
+        """The request a (new) try gets: the checkpoint saved so far, and this store."""
+        return PublishRequest(
+            account=account,
+            idempotency_key=key,
+            text=text,
+            media=tuple(media),
+            checkpoint=dict(self.state),
+            save_checkpoint=self.save,
+        )
+
+
+def graph_error(
+    code: int,
+    message: str,
+    *,
+    status: int = 400,
+    type: str = "OAuthException",
+    subcode: int | None = None,
+    is_transient: bool = False,
+    user_title: str | None = None,
+    user_msg: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """A Graph error reply, shaped like the documented example."""
+    error: dict[str, Any] = {"message": message, "type": type, "code": code}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    error["is_transient"] = is_transient
+    if user_title:
+        error["error_user_title"] = user_title
+    if user_msg:
+        error["error_user_msg"] = user_msg
+    error["fbtrace_id"] = "AbCdEfGhIjK"
+    return Reply(status, {"error": error}, dict(headers or {}))
+
+
+def graph_time(epoch: float) -> str:
+    """Graph's timestamp format: 2026-05-01T10:00:00+0000."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(epoch))
+
+
+class FakeGraph(FakeServer):
+    """What every Graph host does: version prefix, tokens, errors, usage headers, throttling."""
+
+    def __init__(self, *, version: str, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.version = version
+        self.clock = clock
+        #: token → "valid" | "expired"; any other token is invalid.
+        self.tokens: dict[str, str] = {"good-token": "valid", "expired-token": "expired"}
+        self.app_usage = {"call_count": 3, "total_cputime": 1, "total_time": 2}
+        #: X-Business-Use-Case-Usage, sent when set: {"<id>": [{"type", "call_count", ...}]}
+        self.buc_usage: dict[str, list[dict[str, Any]]] | None = None
+        self.drop_after: set[str] = set()
+        self._throttle: list[Reply] = []
+        self._ids = itertools.count(17_900_000_000_000_001)
+        # A dropped connection is the point, not an error worth a traceback on stderr.
+        self._httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+
+    def new_id(self) -> str:
+        return str(next(self._ids))
+
+    # -- throttling -------------------------------------------------------------------------
+
+    def throttle(
+        self,
+        calls: int,
+        *,
+        code: int = 4,
+        minutes: int | None = None,
+        business_id: str = "1122334455",
+        buc_type: str = "instagram",
+    ) -> None:
+        """Answer the next `calls` calls with a Graph throttling error and matching headers.
+
+        Code 4/17 (platform limits) comes with X-App-Usage at 100 %; 32 and 80000-80014
+        (Business Use Case limits) with X-Business-Use-Case-Usage whose
+        `estimated_time_to_regain_access` is `minutes`.
+        """
+        messages = {
+            4: "(#4) Application request limit reached",
+            17: "(#17) User request limit reached",
+            32: "(#32) Page request limit reached",
+            613: "(#613) Calls to this api have exceeded the rate limit.",
+        }
+        headers = {
+            "X-App-Usage": json.dumps({"call_count": 100, "total_cputime": 40, "total_time": 45})
+        }
+        if code not in (4, 17):
+            headers = {
+                "X-App-Usage": json.dumps(self.app_usage),
+                "X-Business-Use-Case-Usage": json.dumps(
+                    {
+                        business_id: [
+                            {
+                                "type": buc_type,
+                                "call_count": 100,
+                                "total_cputime": 30,
+                                "total_time": 30,
+                                "estimated_time_to_regain_access": minutes or 0,
+                            }
+                        ]
+                    }
+                ),
+            }
+        message = messages.get(code, "There have been too many calls. Wait a bit and try again.")
+        reply = graph_error(code, message, is_transient=True, headers=headers)
+        with self.lock:
+            self._throttle.extend([reply] * calls)
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def respond(self, request: Recorded) -> Reply:
+        reply = self._respond(request)
+        headers = {"X-App-Usage": json.dumps(self.app_usage), **reply.headers}
+        if self.buc_usage is not None:
+            headers.setdefault("X-Business-Use-Case-Usage", json.dumps(self.buc_usage))
+        return Reply(reply.status, reply.body, headers)
+
+    def _respond(self, request: Recorded) -> Reply:
+        parts = request.path.strip("/").split("/")
+        if not parts or parts[0] != self.version:
+            return graph_error(
+                2500, "Unknown path components: /" + "/".join(parts[1:]), type="OAuthException"
+            )
+        denied = self._check_token(request)
+        if denied is not None:
+            return denied
+        if self._throttle:
+            return self._throttle.pop(0)
+        params = {k: v[-1] for k, v in request.query.items()}
+        if request.method == "POST" and request.body:
+            params.update({k: v[-1] for k, v in request.form().items()})
+        reply = self.route(request.method, parts[1:], params)
+        if reply is None:
+            return self.unsupported(request.method, parts[1] if len(parts) > 1 else "")
+        return reply
+
+    def _check_token(self, request: Recorded) -> Reply | None:
+        header = request.headers.get("authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not token:
+            return graph_error(
+                2500,
+                "An active access token must be used to query information about the current user.",
+            )
+        state = self.tokens.get(token)
+        if state == "valid":
+            return None
+        if state == "expired":
+            return graph_error(
+                190,
+                "Error validating access token: Session has expired on Friday, 01-May-26 "
+                "10:00:00 PDT. The current time is Sunday, 22-Nov-26 14:51:55 PST.",
+                subcode=463,
+            )
+        return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
+
+    def route(self, method: str, path: list[str], params: dict[str, str]) -> Reply | None:
+        raise NotImplementedError
+
+    @staticmethod
+    def unsupported(method: str, object_id: str) -> Reply:
+        verb = "get" if method == "GET" else "post"
+        return graph_error(
+            100,
+            f"Unsupported {verb} request. Object with ID '{object_id}' does not exist, cannot be "
+            "loaded due to missing permissions, or does not support this operation. Please read "
+            "the Graph API documentation at https://developers.facebook.com/docs/graph-api",
+            type="GraphMethodException",
+            subcode=33,
+        )
+
+    def maybe_drop(self, operation: str) -> None:
+        """Lose the answer of this call (it has taken effect) if the test asked for it."""
+        if operation in self.drop_after:
+            self.drop_after.discard(operation)
+            raise DropConnection(operation)
+
+
+# -- Facebook Page --------------------------------------------------------------------------
+
+
+class FakeFacebook(FakeGraph):
+    """One Page: feed posts, published and unpublished photos, videos, duplicate detection."""
+
+    def __init__(self, *, page_id: str = "1122334455", **kwargs: Any) -> None:
+        super().__init__(version="v25.0", **kwargs)
+        self.page_id = page_id
+        self.posts: dict[str, dict[str, Any]] = {}  # post id → post (newest last)
+        self.photos: dict[str, dict[str, Any]] = {}
+        self.videos: dict[str, dict[str, Any]] = {}
+        #: Facebook refuses a post identical to the Page's previous one (code 506).
+        self.reject_duplicates = True
+        #: Reads of /published_posts that do not show the newest post yet.
+        self.listing_lag = 0
+
+    def route(self, method: str, path: list[str], params: dict[str, str]) -> Reply | None:
+        if len(path) == 2 and path[0] == self.page_id:
+            edge = path[1]
+            if method == "POST" and edge == "feed":
+                return self._feed(params)
+            if method == "POST" and edge == "photos":
+                return self._photo(params)
+            if method == "POST" and edge == "videos":
+                return self._video(params)
+            if method == "GET" and edge == "published_posts":
+                return self._published(params)
+            return None
+        if len(path) == 1 and method == "GET":
+            object_id = path[0]
+            if object_id in self.posts:
+                post = self.posts[object_id]
+                return Reply(200, {"id": object_id, "permalink_url": post["permalink_url"]})
+            if object_id in self.videos:
+                return Reply(
+                    200,
+                    {"id": object_id, "permalink_url": f"/{self.page_id}/videos/{object_id}/"},
+                )
+        return None
+
+    def _new_post(self, message: str | None, **extra: Any) -> dict[str, Any]:
+        post_id = f"{self.page_id}_{self.new_id()}"
+        post = {
+            "id": post_id,
+            "message": message,
+            "created_time": graph_time(self.clock()),
+            "permalink_url": f"https://www.facebook.com/{self.page_id}/posts/"
+            f"{post_id.split('_', 1)[1]}",
+            **extra,
+        }
+        self.posts[post_id] = post
+        return post
+
+    def _duplicate(self, message: str | None) -> Reply | None:
+        if not self.reject_duplicates or not message or not self.posts:
+            return None
+        last = list(self.posts.values())[-1]
+        if last.get("message") == message:
+            return graph_error(506, "(#506) Duplicate status message")
+        return None
+
+    def _feed(self, params: dict[str, str]) -> Reply:
+        message = params.get("message")
+        if message is not None and len(message) > 63206:
+            return graph_error(100, "(#100) The message is too long")
+        attached: list[str] = []
+        for key in sorted(k for k in params if re.fullmatch(r"attached_media\[\d+\]", k)):
+            try:
+                media_fbid = str(json.loads(params[key])["media_fbid"])
+            except (ValueError, KeyError, TypeError):
+                return graph_error(100, f"(#100) Param {key} must be a JSON object")
+            photo = self.photos.get(media_fbid)
+            if photo is None or photo["published"]:
+                return graph_error(
+                    100, f"(#100) Param attached_media[{len(attached)}] has an invalid media id"
+                )
+            attached.append(media_fbid)
+        if not message and not params.get("link") and not attached:
+            return graph_error(100, "(#100) Either message or link or attached_media must be set")
+        duplicate = self._duplicate(message)
+        if duplicate is not None:
+            return duplicate
+        post = self._new_post(message, link=params.get("link"), attached_media=attached)
+        for photo_id in attached:
+            self.photos[photo_id]["post_id"] = post["id"]
+        self.maybe_drop("feed")
+        return Reply(200, {"id": post["id"]})
+
+    def _photo(self, params: dict[str, str]) -> Reply:
+        url = params.get("url", "")
+        if not url.startswith(("http://", "https://")):
+            return graph_error(324, "(#324) Requires upload file", subcode=2069019)
+        photo_id = self.new_id()
+        published = params.get("published", "true") != "false"
+        self.photos[photo_id] = {"id": photo_id, "url": url, "published": published}
+        if not published:
+            return Reply(200, {"id": photo_id})
+        duplicate = self._duplicate(params.get("message"))
+        if duplicate is not None:
+            return duplicate
+        post = self._new_post(params.get("message"), photo=photo_id)
+        self.photos[photo_id]["post_id"] = post["id"]
+        self.maybe_drop("photos")
+        return Reply(200, {"id": photo_id, "post_id": post["id"]})
+
+    def _video(self, params: dict[str, str]) -> Reply:
+        url = params.get("file_url", "")
+        if not url.startswith(("http://", "https://")):
+            return graph_error(100, "(#100) Param file_url must be a valid URL")
+        video_id = self.new_id()
+        post = self._new_post(params.get("description"), video=video_id)
+        self.videos[video_id] = {"id": video_id, "url": url, "post_id": post["id"]}
+        self.maybe_drop("videos")
+        return Reply(200, {"id": video_id})
+
+    def _published(self, params: dict[str, str]) -> Reply:
+        limit = int(params.get("limit", "25"))
+        fields = params.get("fields", "id,message,created_time").split(",")
+        newest = list(reversed(self.posts.values()))
+        if self.listing_lag > 0:
+            self.listing_lag -= 1
+            newest = newest[1:]
+        data = [{k: post[k] for k in fields if post.get(k) is not None} for post in newest[:limit]]
+        return Reply(200, {"data": data, "paging": {"cursors": {"before": "b", "after": "a"}}})
+
+
+# -- containers: Instagram and Threads ------------------------------------------------------
+
+
+class FakeContainers(FakeGraph):
+    """Containers, their states, the publish call, the quota and the account's posts."""
+
+    create_edge: str
+    publish_edge: str
+    limit_edge: str
+    list_edge: str
+    status_field: str
+    detail_field: str
+    text_field: str
+    owner_id: str
+
+    def __init__(self, *, version: str, quota_total: int, **kwargs: Any) -> None:
+        super().__init__(version=version, **kwargs)
+        self.containers: dict[str, dict[str, Any]] = {}
+        self.media: dict[str, dict[str, Any]] = {}  # published posts, oldest first
+        #: Status reads that answer IN_PROGRESS before a new container is FINISHED.
+        self.processing_polls = 0
+        #: When set, containers end in ERROR with this detail instead of FINISHED.
+        self.processing_error: str | None = None
+        self.quota_total = quota_total
+        #: Publishes counted in the window besides the ones this fake made.
+        self.quota_used_elsewhere = 0
+        #: Status reads of a just-published container that still answer FINISHED.
+        self.status_lag = 0
+
+    # -- what the subclasses answer differently ------------------------------------------
+
+    def check_container(self, params: dict[str, str]) -> Reply | None:
+        raise NotImplementedError
+
+    def status_detail(self, container: dict[str, Any]) -> str | None:
+        raise NotImplementedError
+
+    def permalink(self, media_id: str) -> str:
+        raise NotImplementedError
+
+    def not_ready(self, container_id: str) -> Reply:
+        raise NotImplementedError
+
+    def not_found(self, container_id: str) -> Reply:
+        raise NotImplementedError
+
+    def over_quota(self) -> Reply:
+        raise NotImplementedError
+
+    def already_published(self, container_id: str) -> Reply:
+        # Not documented; a plausible Graph refusal (see the adapters' "unclear" notes).
+        return graph_error(
+            100,
+            "Invalid parameter",
+            user_title="Media already published",
+            user_msg=f"The media container {container_id} has already been published.",
+        )
+
+    def expired(self, container_id: str) -> Reply:
+        return graph_error(
+            -2,
+            "The media you are trying to access has expired. Please try to upload again.",
+            subcode=2207020,
+        )
+
+    # -- routes ---------------------------------------------------------------------------
+
+    def owner(self, name: str) -> str | None:
+        return self.owner_id if name == self.owner_id else None
+
+    def route(self, method: str, path: list[str], params: dict[str, str]) -> Reply | None:
+        if len(path) == 2 and self.owner(path[0]):
+            edge = path[1]
+            if method == "POST" and edge == self.create_edge:
+                return self._create(params)
+            if method == "POST" and edge == self.publish_edge:
+                return self._publish(params)
+            if method == "GET" and edge == self.limit_edge:
+                return self._limit(params)
+            if method == "GET" and edge == self.list_edge:
+                return self._list(params)
+            return None
+        if len(path) == 1 and method == "GET":
+            if path[0] in self.containers:
+                return self._status(path[0])
+            if path[0] in self.media:
+                media = self.media[path[0]]
+                fields = params.get("fields", "id").split(",")
+                return Reply(200, {k: media[k] for k in ["id", *fields] if k in media})
+        return None
+
+    def _create(self, params: dict[str, str]) -> Reply:
+        refused = self.check_container(params)
+        if refused is not None:
+            return refused
+        children = [c for c in params.get("children", "").split(",") if c]
+        for child in children:
+            item = self.containers.get(child)
+            if item is None or item["params"].get("is_carousel_item") != "true":
+                return graph_error(100, f"Param children has an invalid container id {child}")
+            if item["state"] != FINISHED:
+                return self.not_ready(child)
+        container_id = self.new_id()
+        polls = self.processing_polls
+        self.containers[container_id] = {
+            "id": container_id,
+            "params": dict(params),
+            "children": children,
+            "state": IN_PROGRESS if polls > 0 or self.processing_error else FINISHED,
+            "polls_left": polls,
+            "media_id": None,
+        }
+        return Reply(200, {"id": container_id})
+
+    def _status(self, container_id: str) -> Reply:
+        container = self.containers[container_id]
+        answer = container["state"]
+        if answer == PUBLISHED and self.status_lag > 0:
+            self.status_lag -= 1
+            answer = FINISHED
+        if answer == IN_PROGRESS:
+            container["polls_left"] -= 1
+            if container["polls_left"] <= 0:
+                container["state"] = ERROR if self.processing_error else FINISHED
+        body: dict[str, Any] = {"id": container_id, self.status_field: answer}
+        detail = self.status_detail({**container, "state": answer})
+        if detail is not None:
+            body[self.detail_field] = detail
+        return Reply(200, body)
+
+    def published_in_window(self) -> int:
+        since = self.clock() - 86400
+        return self.quota_used_elsewhere + sum(
+            1 for m in self.media.values() if m["published_at"] >= since
+        )
+
+    def _publish(self, params: dict[str, str]) -> Reply:
+        container_id = params.get("creation_id", "")
+        container = self.containers.get(container_id)
+        if container is None or container["params"].get("is_carousel_item") == "true":
+            return self.not_found(container_id)
+        state = container["state"]
+        if state == PUBLISHED:
+            return self.already_published(container_id)
+        if state == EXPIRED:
+            return self.expired(container_id)
+        if state in (IN_PROGRESS, ERROR):
+            return self.not_ready(container_id)
+        if self.published_in_window() >= self.quota_total:
+            return self.over_quota()
+        media_id = self.new_id()
+        now = self.clock()
+        self.media[media_id] = {
+            "id": media_id,
+            self.text_field: container["params"].get(self.text_field),
+            "timestamp": graph_time(now),
+            "permalink": self.permalink(media_id),
+            "media_type": container["params"].get("media_type", "IMAGE"),
+            "children": container["children"],
+            "container": container_id,
+            "published_at": now,
+        }
+        container["state"] = PUBLISHED
+        container["media_id"] = media_id
+        self.maybe_drop("publish")
+        return Reply(200, {"id": media_id})
+
+    def _limit(self, params: dict[str, str]) -> Reply:
+        entry: dict[str, Any] = {"quota_usage": self.published_in_window()}
+        if "config" in params.get("fields", ""):
+            entry["config"] = {"quota_total": self.quota_total, "quota_duration": 86400}
+        return Reply(200, {"data": [entry]})
+
+    def _list(self, params: dict[str, str]) -> Reply:
+        limit = int(params.get("limit", "25"))
+        fields = params.get("fields", "id").split(",")
+        newest = list(reversed(self.media.values()))[:limit]
+        data = [{k: m[k] for k in ["id", *fields] if m.get(k) is not None} for m in newest]
+        return Reply(200, {"data": data, "paging": {"cursors": {"before": "b", "after": "a"}}})
+
+    # -- for tests ------------------------------------------------------------------------
+
+    def expire(self, container_id: str) -> None:
+        """The container was not published within 24 hours."""
+        self.containers[container_id]["state"] = EXPIRED
+
+    def top_containers(self) -> list[dict[str, Any]]:
+        return [
+            c for c in self.containers.values() if c["params"].get("is_carousel_item") != "true"
+        ]
+
+
+class FakeInstagram(FakeContainers):
+    """An Instagram professional account on graph.facebook.com."""
+
+    create_edge = "media"
+    publish_edge = "media_publish"
+    limit_edge = "content_publishing_limit"
+    list_edge = "media"
+    status_field = "status_code"
+    detail_field = "status"
+    text_field = "caption"
+
+    def __init__(self, *, ig_user_id: str = "17841400000000001", **kwargs: Any) -> None:
+        super().__init__(version="v25.0", quota_total=100, **kwargs)
+        self.owner_id = ig_user_id
+
+    def check_container(self, params: dict[str, str]) -> Reply | None:
+        caption = params.get("caption", "")
+        if len(caption) > 2200:
+            return graph_error(
+                100, "The caption is too long", subcode=2207010, user_msg="Caption too long"
+            )
+        media_type = params.get("media_type", "IMAGE")
+        if media_type == "CAROUSEL":
+            children = [c for c in params.get("children", "").split(",") if c]
+            if not 2 <= len(children) <= 10:
+                return graph_error(100, "Param children must be an array of 2 to 10 ids")
+            return None
+        if media_type in ("REELS", "VIDEO"):
+            if not params.get("video_url"):
+                return graph_error(100, "The parameter video_url is required")
+            return None
+        if media_type == "IMAGE" and not params.get("image_url"):
+            return graph_error(100, "The parameter image_url is required")
+        if not params.get("image_url", "").lower().split("?")[0].endswith((".jpg", ".jpeg")):
+            return graph_error(
+                9004,
+                "Only photo or video can be accepted as media type.",
+                subcode=2207052,
+                user_title="Media download has failed.",
+                user_msg="The media could not be fetched from this URI.",
+            )
+        return None
+
+    def status_detail(self, container: dict[str, Any]) -> str | None:
+        return {
+            IN_PROGRESS: "In Progress: Media is still being processed.",
+            FINISHED: "Finished: Media has been uploaded and it is complete.",
+            PUBLISHED: "Published: Media has been successfully published.",
+            EXPIRED: "Expired: Media was not published within 24 hours.",
+            ERROR: f"Error: {self.processing_error}",
+        }.get(container["state"])
+
+    def permalink(self, media_id: str) -> str:
+        return f"https://www.instagram.com/p/C{media_id[-8:]}/"
+
+    def not_ready(self, container_id: str) -> Reply:
+        return graph_error(
+            9007,
+            "Media ID is not available",
+            subcode=2207027,
+            user_title="Media not ready for publishing",
+            user_msg="The media is not ready for publishing, please wait for a moment",
+        )
+
+    def not_found(self, container_id: str) -> Reply:
+        return graph_error(
+            24,
+            "The requested resource does not exist",
+            subcode=2207006,
+            user_msg=f"The media with id {container_id} cannot be found",
+        )
+
+    def over_quota(self) -> Reply:
+        return graph_error(
+            9,
+            "Application request limit reached",
+            subcode=2207042,
+            user_title="Publishing limit reached",
+            user_msg="You reached maximum number of posts that is allowed to be published by "
+            "Content Publish API.",
+        )
+
+
+class FakeThreads(FakeContainers):
+    """A Threads profile on graph.threads.net; "me" names the token's own profile."""
+
+    create_edge = "threads"
+    publish_edge = "threads_publish"
+    limit_edge = "threads_publishing_limit"
+    list_edge = "threads"
+    status_field = "status"
+    detail_field = "error_message"
+    text_field = "text"
+
+    def __init__(self, *, threads_user_id: str = "8800000000000001", **kwargs: Any) -> None:
+        super().__init__(version="v1.0", quota_total=250, **kwargs)
+        self.owner_id = threads_user_id
+
+    def owner(self, name: str) -> str | None:
+        return self.owner_id if name in (self.owner_id, "me") else None
+
+    def check_container(self, params: dict[str, str]) -> Reply | None:
+        text = params.get("text", "")
+        media_type = params.get("media_type")
+        if media_type not in ("TEXT", "IMAGE", "VIDEO", "CAROUSEL"):
+            return graph_error(
+                100,
+                "Param media_type must be one of {TEXT, IMAGE, VIDEO, CAROUSEL}",
+                type="THApiException",
+            )
+        if len(text) > 500:
+            return graph_error(
+                100, "Param text must be at most 500 characters long.", type="THApiException"
+            )
+        urls = {u.rstrip(".,;:!?)") for u in re.findall(r"(?:https?://|www\.)\S+", text)}
+        if len(urls) > 5:
+            return graph_error(
+                100,
+                "THREADS_API__LINK_LIMIT_EXCEEDED",
+                type="THApiException",
+                user_msg="Posts can contain at most 5 links.",
+            )
+        reply_control = params.get("reply_control")
+        if reply_control is not None and reply_control not in (
+            "everyone",
+            "accounts_you_follow",
+            "mentioned_only",
+            "parent_post_author_only",
+            "followers_only",
+        ):
+            return graph_error(100, "Param reply_control is not valid", type="THApiException")
+        if media_type == "TEXT" and not text:
+            return graph_error(100, "Param text is required for TEXT posts", type="THApiException")
+        if media_type == "IMAGE" and not params.get("image_url"):
+            return graph_error(100, "Param image_url is required", type="THApiException")
+        if media_type == "VIDEO" and not params.get("video_url"):
+            return graph_error(100, "Param video_url is required", type="THApiException")
+        if media_type == "CAROUSEL":
+            children = [c for c in params.get("children", "").split(",") if c]
+            if not 2 <= len(children) <= 20:
+                return graph_error(
+                    100, "Param children must have 2 to 20 items", type="THApiException"
+                )
+        return None
+
+    def status_detail(self, container: dict[str, Any]) -> str | None:
+        return self.processing_error if container["state"] == ERROR else None
+
+    def permalink(self, media_id: str) -> str:
+        return f"https://www.threads.com/@alice/post/D{media_id[-8:]}"
+
+    def not_ready(self, container_id: str) -> Reply:
+        # What Threads answers when a container is published before it is registered.
+        return self.not_found(container_id)
+
+    def not_found(self, container_id: str) -> Reply:
+        return graph_error(
+            24,
+            "The requested resource does not exist",
+            subcode=4279009,
+            user_title="Media Not Found",
+            user_msg=f"The media with id {container_id} cannot be found.",
+        )
+
+    def over_quota(self) -> Reply:
+        # Not documented; the adapter reads threads_publishing_limit before publishing.
+        return graph_error(4, "Application request limit reached", is_transient=True)
