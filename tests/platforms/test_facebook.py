@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from herald_common.errors import NeedsAuth, PermanentError, TransientError
+from herald_common.errors import NeedsAuth, PermanentError, RateLimited, TransientError
 from herald_common.platforms.base import AccountRef, LookupUnsupported, PublishRequest
 from herald_common.platforms.facebook import (
     FacebookCredentials,
@@ -407,12 +407,12 @@ def error(code: int, **extra: object) -> dict:
         ({"error": {"message": "bad token", "type": "OAuthException"}}, NeedsAuth),
         (error(10), NeedsAuth),
         (error(299), NeedsAuth),
-        (error(4), TransientError),
-        (error(17), TransientError),
-        (error(32), TransientError),
-        (error(613), TransientError),
-        (error(80001), TransientError),
-        (error(80009), TransientError),
+        (error(4), RateLimited),
+        (error(17), RateLimited),
+        (error(32), RateLimited),
+        (error(613), RateLimited),
+        (error(80001), RateLimited),
+        (error(80009), RateLimited),
         (error(1), TransientError),
         (error(2), TransientError),
         (error(100, is_transient=True), TransientError),

@@ -175,7 +175,7 @@ def test_retry_after_is_honoured(sqlite_engine, publisher):
     # Given an account that answers 429 with Retry-After: 30
     tenant = add_tenant(sqlite_engine)
     account = add_account(
-        sqlite_engine, tenant, settings={"fail": "retryable", "fail_times": 1, "retry_after": 30}
+        sqlite_engine, tenant, settings={"fail": "rate_limited", "fail_times": 1, "retry_after": 30}
     )
     _, [target_id] = add_post(sqlite_engine, tenant, [account])
 
@@ -321,3 +321,52 @@ def test_a_message_that_arrives_before_its_time_is_deferred_not_published(sqlite
     assert 4 < early.value.seconds <= 5
     assert deliveries(sqlite_engine) == []
     assert load(sqlite_engine, Target, target_id).status == TargetStatus.QUEUED
+
+
+def test_a_rate_limit_waits_without_spending_attempts(sqlite_engine, publisher, settings):
+    # Given an account rate-limited for more tries than the attempt limit allows
+    tenant = add_tenant(sqlite_engine)
+    limited_times = settings.publish_max_attempts + 2
+    account = add_account(
+        sqlite_engine,
+        tenant,
+        settings={"fail": "rate_limited", "fail_times": limited_times, "retry_after": 1},
+    )
+    _, [target_id] = add_post(sqlite_engine, tenant, [account])
+
+    # When it is tried until it goes out
+    results = [
+        publisher.publish(target_id, queue(sqlite_engine, target_id))
+        for _ in range(limited_times + 1)
+    ]
+
+    # Then every rate-limited try waited (none failed), and the post went out once
+    assert results == [Result.RETRYING] * limited_times + [Result.PUBLISHED]
+    assert len(deliveries(sqlite_engine)) == 1
+    rows = attempts(sqlite_engine, target_id)
+    assert [a.number for a in rows] == list(range(1, limited_times + 2))
+    assert [a.http_status for a in rows[:-1]] == [429] * limited_times
+    assert load(sqlite_engine, Target, target_id).attempt_count == 1
+
+
+def test_a_rate_limit_that_never_lifts_fails_after_the_longest_wait(sqlite_engine, settings):
+    # Given a publisher that waits for limits at most 10 s past a post's time
+    publisher = Publisher(
+        engine=sqlite_engine,
+        platforms=PlatformRegistry(sqlite_engine),
+        settings=settings.model_copy(update={"rate_limit_max_wait_seconds": 10}),
+    )
+    tenant = add_tenant(sqlite_engine)
+    account = add_account(
+        sqlite_engine, tenant, settings={"fail": "rate_limited", "retry_after": 30}
+    )
+    _, [target_id] = add_post(sqlite_engine, tenant, [account])
+
+    # When the platform asks to wait 30 s
+    result = publisher.publish(target_id, queue(sqlite_engine, target_id))
+
+    # Then the target fails with the platform's words and the reason it gave up
+    assert result is Result.FAILED
+    target = load(sqlite_engine, Target, target_id)
+    assert target.error_kind == "rate_limited"
+    assert "too many requests" in target.error and "gave up" in target.error

@@ -257,6 +257,6 @@ def test_a_stuck_target_that_cannot_be_looked_up_becomes_unknown_never_resent(
     # I expect `unknown` with a reason a person can act on, and no message
     target = load(sqlite_engine, Target, target_id)
     assert target.status == TargetStatus.UNKNOWN
-    assert "gives no way to ask" in target.error and "retry it" in target.error
+    assert "gives no way to ask" in target.error and "/resolve" in target.error
     assert messages(broker) == []
     assert load(sqlite_engine, Post, post_id).status == "failed"

@@ -99,6 +99,13 @@ class TransientError(PlatformError):
         self.retry_after = retry_after
 
 
+class RateLimited(TransientError):
+    """Raised when a rate limit or publishing quota is used up: wait, it is not a failure.
+
+    The publisher puts the target back for `retry_after` without spending an attempt.
+    """
+
+
 class NeedsAuth(PlatformError):
     """Raised when the account's token is expired, revoked or lacks a scope."""
 

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     publish_backoff_seconds: float = Field(default=2.0, gt=0)
     publish_backoff_max_seconds: float = Field(default=300.0, gt=0)
     platform_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A target held back by a platform's rate limit or quota waits (spending no attempt) until
+    # this long after its scheduled time, then fails with the platform's reason.
+    rate_limit_max_wait_seconds: float = Field(default=48 * 3600.0, gt=0)
     # How often adapters poll a platform's processing (media, containers, uploads).
     platform_poll_interval_seconds: float = Field(default=3.0, gt=0)
 

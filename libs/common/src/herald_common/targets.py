@@ -103,6 +103,8 @@ class Outcome:
     error_kind: str | None = None
     http_status: int | None = None
     retry_at: datetime | None = None
+    # A wait for a rate limit or quota: the try does not count against the attempt limit.
+    refund_attempt: bool = False
 
 
 def record_outcome(
@@ -128,6 +130,8 @@ def record_outcome(
     }
     if outcome.status == TargetStatus.RETRYING:
         values["due_at"] = outcome.retry_at
+        if outcome.refund_attempt:
+            values["attempt_count"] = Target.attempt_count - 1
     else:
         values["finished_at"] = now
     if outcome.result is not None:

@@ -23,6 +23,7 @@ from dramatiq.broker import Broker
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
 
 from herald_common.crypto import CredentialsUnavailable
 from herald_common.db import session_scope
@@ -33,6 +34,7 @@ from herald_common.errors import (
     OutcomeUnknown,
     PermanentError,
     PlatformError,
+    RateLimited,
     TransientError,
 )
 from herald_common.models import (
@@ -217,7 +219,9 @@ class Publisher:
             attempt = Attempt(
                 tenant_id=target.tenant_id,
                 target_id=target.id,
-                number=target.attempt_count,
+                # Counted from the rows: attempt_count restarts on a person's retry and is
+                # not spent by rate-limit waits, but the audit trail keeps counting.
+                number=_attempts_so_far(session, target.id) + 1,
                 due_at=target.due_at,
                 started_at=now,
                 lateness_seconds=(now - target.due_at).total_seconds() if target.due_at else None,
@@ -248,6 +252,8 @@ class Publisher:
             )
         except CredentialsUnavailable as exc:
             return _failed(AttemptOutcome.NEEDS_AUTH, exc.message, "needs_auth")
+        except RateLimited as exc:
+            return self._wait_for_limit(target, post, exc)
         except TransientError as exc:
             return self._retry_or_fail(target, exc)
         except NeedsAuth as exc:
@@ -278,6 +284,29 @@ class Publisher:
             http_status=result.http_status,
         )
 
+    def _wait_for_limit(self, target: Target, post: Post, exc: RateLimited) -> Outcome:
+        """A used-up rate limit or quota: wait for it without spending an attempt, within bounds."""
+        now = self.clock()
+        since = post.scheduled_at or target.due_at or now
+        waited = (now - since).total_seconds()
+        wait = max(exc.retry_after or 0.0, backoff_seconds(self.settings, 1))
+        if waited + wait > self.settings.rate_limit_max_wait_seconds:
+            return _failed(
+                AttemptOutcome.RETRYABLE,
+                f"{exc.message} (still rate-limited {waited / 3600:.1f} h after its time; gave up)",
+                "rate_limited",
+                exc.http_status,
+            )
+        return Outcome(
+            status=TargetStatus.RETRYING,
+            attempt=AttemptOutcome.RETRYABLE,
+            error=f"{exc.message}; waiting {wait:.0f} s for the limit to reset",
+            error_kind="rate_limited",
+            http_status=exc.http_status,
+            retry_at=now + timedelta(seconds=wait),
+            refund_attempt=True,
+        )
+
     def _retry_or_fail(self, target: Target, exc: TransientError) -> Outcome:
         attempts = target.attempt_count
         if attempts >= self.settings.publish_max_attempts:
@@ -303,6 +332,12 @@ class Publisher:
             http_status=exc.http_status,
             retry_at=self.clock() + timedelta(seconds=delay),
         )
+
+
+def _attempts_so_far(session: Session, target_id: str) -> int:
+    return session.exec(
+        select(func.count()).select_from(Attempt).where(Attempt.target_id == target_id)
+    ).one()
 
 
 def publish_pacer(broker: Broker, settings: Settings) -> Pacer | None:

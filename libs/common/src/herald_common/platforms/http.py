@@ -1,7 +1,8 @@
 """What the HTTP adapters share: httpx outcomes as Herald's platform errors, media, text length.
 
 PlatformError
-├── TransientError   network failure or timeout, 5xx, 408, 425, 429 (with `retry_after`)
+├── TransientError   network failure or timeout, 5xx, 408, 425 (with `retry_after`)
+│   └── RateLimited  429, or a platform's own "limit reached" answer: waits, spends no attempt
 ├── NeedsAuth        401 (and what an adapter decides is an auth failure)
 └── PermanentError   every other 4xx, with the platform's own words
 
@@ -28,6 +29,7 @@ from herald_common.errors import (
     NeedsAuth,
     PermanentError,
     PlatformError,
+    RateLimited,
     TransientError,
 )
 
@@ -148,7 +150,7 @@ def status_error(
     message = f"{platform}: {error_text(response)} (HTTP {status})"
     if status == 429:
         retry_after = retry_after_seconds(response.headers, reset_headers=reset_headers, now=now)
-        return TransientError(message, http_status=status, retry_after=retry_after)
+        return RateLimited(message, http_status=status, retry_after=retry_after)
     if status >= 500 or status in RETRYABLE_STATUSES:
         retry_after = retry_after_seconds(response.headers, now=now)
         return TransientError(message, http_status=status, retry_after=retry_after)

@@ -102,7 +102,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from herald_common.errors import NeedsAuth, PermanentError, PlatformError, TransientError
+from herald_common.errors import (
+    NeedsAuth,
+    PermanentError,
+    PlatformError,
+    RateLimited,
+    TransientError,
+)
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
@@ -526,7 +532,7 @@ class LinkedInPlatform(Platform):
         message, code = _error_parts(response)
         text = f"linkedin: {message}{f' [{code}]' if code else ''} (HTTP {status})"
         if status == 429:
-            return TransientError(
+            return RateLimited(
                 text, http_status=status, retry_after=self._throttle_wait(response, message)
             )
         if status >= 500 or status in RETRYABLE_STATUSES:

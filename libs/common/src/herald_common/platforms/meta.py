@@ -105,7 +105,13 @@ from typing import Any, ClassVar, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from herald_common.errors import NeedsAuth, PermanentError, PlatformError, TransientError
+from herald_common.errors import (
+    NeedsAuth,
+    PermanentError,
+    PlatformError,
+    RateLimited,
+    TransientError,
+)
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
@@ -266,6 +272,10 @@ def _describe(platform: str, error: GraphError, status: int) -> str:
     return f"{platform}: {text} ({details})"
 
 
+#: Subcodes that mean "the account's publishing quota is used up" (Instagram, code 9).
+PUBLISHING_LIMIT_SUBCODES = frozenset({2207042})
+
+
 def graph_error(
     platform: str,
     response: httpx.Response,
@@ -300,7 +310,7 @@ def _classify(
     error = parse_graph_error(response)
     if error is None:
         if status == 429:
-            return TransientError(
+            return RateLimited(
                 status_error(platform, response, now=now).message,
                 http_status=status,
                 retry_after=_throttle_retry_after(response, now),
@@ -313,7 +323,7 @@ def _classify(
     if code in PERMISSION_CODES:
         return NeedsAuth(message, http_status=status)
     if code in RATE_LIMIT_CODES or status == 429:
-        return TransientError(
+        return RateLimited(
             message, http_status=status, retry_after=_throttle_retry_after(response, now)
         )
     extra = transient_subcodes or {}
@@ -321,7 +331,10 @@ def _classify(
         retry_after = extra[error.subcode]
         if retry_after is None:
             retry_after = _throttle_retry_after(response, now)
-        return TransientError(message, http_status=status, retry_after=retry_after)
+        # A publishing limit is a wait, not a failure; "media not ready" and the like are
+        # ordinary transient errors with a bounded number of tries.
+        kind = RateLimited if error.subcode in PUBLISHING_LIMIT_SUBCODES else TransientError
+        return kind(message, http_status=status, retry_after=retry_after)
     if error.is_transient or code in TEMPORARY_CODES or status >= 500:
         return TransientError(
             message, http_status=status, retry_after=retry_after_seconds(response.headers, now=now)
@@ -615,7 +628,7 @@ class ContainerPlatform(Platform):
         total = _number(config.get("quota_total")) or float(self.default_quota)
         duration = _number(config.get("quota_duration")) or 86400.0
         if usage is not None and usage >= total:
-            raise TransientError(
+            raise RateLimited(
                 f"{self.name}: the account has published {usage:g} of the {total:g} posts the "
                 f"API allows in {duration / 3600:g} h; trying again later",
                 retry_after=self._quota_retry_after,

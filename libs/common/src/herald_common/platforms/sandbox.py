@@ -4,10 +4,10 @@ It behaves like a real platform with an idempotency key: a repeated key returns 
 accepted the first time. Through the account's settings it can be told to fail or to be slow,
 so retries and failures can be shown without code changes:
 
-    {"fail": "retryable" | "permanent" | "needs_auth",  # how to fail (default: never)
+    {"fail": "retryable" | "rate_limited" | "permanent" | "needs_auth",  # default: never
      "fail_times": 1,          # fail the first N calls of each post, then succeed (default: all)
      "fail_message": "...",    # the platform's error text
-     "retry_after": 3,         # seconds, sent with retryable failures like a 429's Retry-After
+     "retry_after": 3,         # seconds, sent as Retry-After with retryable/rate_limited
      "latency_ms": 200,        # wait before answering
      "hold_after_accept_ms": 0,  # wait after accepting, before answering (crash-test window)
      "max_length": 500,        # characters a post may have
@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import func, select
 
 from herald_common.db import session_scope
-from herald_common.errors import NeedsAuth, PermanentError, TransientError
+from herald_common.errors import NeedsAuth, PermanentError, RateLimited, TransientError
 from herald_common.models import SandboxDelivery
 from herald_common.platforms.base import (
     AccountRef,
@@ -43,7 +43,7 @@ class SandboxSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    fail: Literal["retryable", "permanent", "needs_auth"] | None = None
+    fail: Literal["retryable", "rate_limited", "permanent", "needs_auth"] | None = None
     fail_times: int | None = Field(default=None, ge=1)
     fail_message: str | None = Field(default=None, max_length=1000)
     retry_after: float | None = Field(default=None, ge=0, le=3600)
@@ -147,6 +147,7 @@ class SandboxPlatform(Platform):
             options.fail_message
             or {
                 "retryable": "sandbox: service unavailable (told to fail by the account's settings)",
+                "rate_limited": "sandbox: too many requests (told to fail by the account's settings)",
                 "permanent": "sandbox: post rejected (told to fail by the account's settings)",
                 "needs_auth": "sandbox: access token expired (told to fail by the account's settings)",
             }[kind or "permanent"]
@@ -163,8 +164,9 @@ class SandboxPlatform(Platform):
                 )
             )
         if kind == "retryable":
-            status = 429 if options.retry_after is not None else 503
-            raise TransientError(message, http_status=status, retry_after=options.retry_after)
+            raise TransientError(message, http_status=503, retry_after=options.retry_after)
+        if kind == "rate_limited":
+            raise RateLimited(message, http_status=429, retry_after=options.retry_after)
         if kind == "needs_auth":
             raise NeedsAuth(message, http_status=401)
         raise PermanentError(message, http_status=422)

@@ -118,6 +118,7 @@ from herald_common.errors import (
     OutcomeUnknown,
     PermanentError,
     PlatformError,
+    RateLimited,
     TransientError,
 )
 from herald_common.platforms.base import (
@@ -701,14 +702,14 @@ class TikTokPlatform(Platform):
             return NeedsAuth(text, http_status=status)
         if code == "rate_limit_exceeded" or status == 429:
             retry_after = retry_after_seconds(response.headers)
-            return TransientError(
+            return RateLimited(
                 text,
                 http_status=status,
                 retry_after=RATE_LIMIT_WAIT if retry_after is None else retry_after,
             )
         if code in _DAILY_CAP_CODES:
             retry_after = retry_after_seconds(response.headers)
-            return TransientError(
+            return RateLimited(
                 text,
                 http_status=status,
                 retry_after=DAILY_CAP_WAIT if retry_after is None else retry_after,

@@ -105,7 +105,13 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from herald_common.errors import NeedsAuth, PermanentError, PlatformError, TransientError
+from herald_common.errors import (
+    NeedsAuth,
+    PermanentError,
+    PlatformError,
+    RateLimited,
+    TransientError,
+)
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
@@ -821,7 +827,7 @@ class XPlatform(Platform):
         status = response.status_code
         message = f"x: {problem_text(response)} (HTTP {status})"
         if status == 429:
-            return TransientError(
+            return RateLimited(
                 message, http_status=status, retry_after=self._rate_limit_wait(response.headers)
             )
         if status >= 500 or status in RETRYABLE_STATUSES:
