@@ -17,6 +17,8 @@ from herald_common.crypto import generate_key
 from herald_embedded.stack import Stack, wait_for
 from tests.e2e.helpers import post_json
 from tests.e2e.test_publish_flow import post_status, settled
+from tests.platforms.fake_linkedin import PERSON, FakeLinkedIn
+from tests.platforms.fake_meta import FakeFacebook, FakeInstagram, FakeThreads
 from tests.platforms.fake_tiktok import VIDEO_INIT, FakeTikTok
 from tests.platforms.fake_x import FakeX
 from tests.platforms.servers import FakeMastodon, FakeMediaHost, FakePDS, running
@@ -31,6 +33,10 @@ class Fakes:
     pds: FakePDS
     tiktok: FakeTikTok
     x: FakeX
+    linkedin: FakeLinkedIn
+    facebook: FakeFacebook
+    instagram: FakeInstagram
+    threads: FakeThreads
     media: FakeMediaHost
 
 
@@ -41,9 +47,23 @@ def fakes() -> Iterator[Fakes]:
         running(FakePDS()) as pds,
         running(FakeTikTok(verified_prefixes=("http://127.0.0.1",))) as tiktok,
         running(FakeX()) as x,
+        running(FakeLinkedIn()) as linkedin,
+        running(FakeFacebook()) as facebook,
+        running(FakeInstagram()) as instagram,
+        running(FakeThreads()) as threads,
         running(FakeMediaHost({"/cat.png": (PNG, "image/png")})) as media,
     ):
-        yield Fakes(mastodon, pds, tiktok, x, media)  # type: ignore[arg-type]
+        yield Fakes(
+            mastodon,
+            pds,
+            tiktok,
+            x,
+            linkedin,
+            facebook,
+            instagram,
+            threads,
+            media,  # type: ignore[arg-type]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +86,10 @@ def stack(
             "HERALD_SECRET_KEYS": generate_key(),
             "TIKTOK_API_URL": fakes.tiktok.url,
             "X_API_URL": fakes.x.url,
+            "LINKEDIN_API_URL": fakes.linkedin.url,
+            "FACEBOOK_API_URL": fakes.facebook.url,
+            "INSTAGRAM_API_URL": fakes.instagram.url,
+            "THREADS_API_URL": fakes.threads.url,
             "PUBLISH_BACKOFF_SECONDS": "1",
             "PLATFORM_POLL_INTERVAL_SECONDS": "0.05",
             "RECONCILE_AFTER_SECONDS": "2",
@@ -430,6 +454,82 @@ def test_a_worker_killed_after_x_accepted_becomes_unknown_never_two_posts(
     post = wait_for(unknown, timeout=30, what="the target to become unknown")
     assert "gives no way to ask" in post["targets"][0]["error"]
     assert len(x_posts_with(fakes, text)) == 1
+
+
+def connect(client: httpx.Client, platform: str, settings: dict, token: str = "good-token") -> str:
+    body = {
+        "platform": platform,
+        "handle": f"{platform}-{uuid.uuid4().hex[:6]}",
+        "settings": settings,
+        "credentials": {"access_token": token},
+    }
+    return str(post_json(client, "/v1/accounts", body)["id"])
+
+
+def test_linkedin_publishes_a_post_as_its_author(client, fakes):
+    account_id = connect(client, "linkedin", {"author": PERSON})
+    text = f"Hello LinkedIn #herald {uuid.uuid4().hex[:6]}"
+
+    post = finished(client, publish_now(client, account_id, text))
+
+    assert post["status"] == "published", post
+    [made] = [p for p in fakes.linkedin.posts.values() if p.shown == text]
+    assert post["targets"][0]["platform_post_id"] == made.urn
+
+
+def test_facebook_publishes_to_the_page_feed(client, fakes):
+    account_id = connect(client, "facebook", {"page_id": fakes.facebook.page_id})
+    text = f"Hello Page {uuid.uuid4().hex[:6]}"
+
+    post = finished(client, publish_now(client, account_id, text))
+
+    assert post["status"] == "published", post
+    [made] = [p for p in fakes.facebook.posts.values() if p["message"] == text]
+    assert post["targets"][0]["platform_post_id"] == made["id"]
+
+
+def test_threads_publishes_a_text_post_through_a_container(client, fakes):
+    account_id = connect(client, "threads", {"threads_user_id": fakes.threads.owner_id})
+    text = f"Hello Threads {uuid.uuid4().hex[:6]}"
+
+    post = finished(client, publish_now(client, account_id, text))
+
+    assert post["status"] == "published", post
+    [made] = [m for m in fakes.threads.media.values() if m["text"] == text]
+    assert post["targets"][0]["platform_post_id"] == made["id"]
+
+
+def test_instagram_needs_media_at_creation(client, fakes):
+    account_id = connect(client, "instagram", {"ig_user_id": fakes.instagram.owner_id})
+
+    response = client.post("/v1/posts", json={"content": "No photo", "account_ids": [account_id]})
+
+    assert response.status_code == 422
+    assert {f["field"] for f in response.json()["error"]["fields"]} == {"media"}
+
+
+def test_a_worker_killed_after_instagram_published_is_reconciled_from_the_container(
+    stack, client, fakes, holding
+):
+    # Given Instagram will publish the container but hold its answer
+    ig = fakes.instagram
+    account_id = connect(client, "instagram", {"ig_user_id": ig.owner_id})
+    caption = f"Crash test {uuid.uuid4().hex[:6]}"
+    publish_path = f"/{ig.version}/{ig.owner_id}/media_publish"
+    _hold(holding, ig, publish_path)
+
+    # When the publisher is killed before it hears back
+    post_id = publish_now(
+        client, account_id, caption, media=[{"url": "https://cdn.example.com/cat.jpg"}]
+    )
+    kill_publisher_during(stack, ig, publish_path)
+
+    # Then the scheduler reads the saved container's status (PUBLISHED): one post, published
+    post = finished(client, post_id, timeout=30)
+    assert post["status"] == "published", post
+    made = [m for m in ig.media.values() if m["caption"] == caption]
+    assert len(made) == 1
+    assert len([c for c in ig.containers.values() if c["params"].get("caption") == caption]) == 1
 
 
 def test_no_secret_reaches_any_process_log(stack, fakes):
