@@ -151,7 +151,9 @@ def test_make_run_embedded_mode_publishes_a_post_scheduled_ahead(tmp_path: Path)
     try:
         # When its banner is printed, with a key and a demo account
         banner = wait_for(
-            lambda: "account" in log.read_text() and log.read_text(), timeout=30, what="banner"
+            lambda: "(sandbox @demo)" in log.read_text() and log.read_text(),
+            timeout=30,
+            what="banner",
         )
         key = re.search(r"API key\s+(\S+)", banner)
         account_id = re.search(r"account\s+(\S+)\s+\(sandbox @demo\)", banner)
