@@ -99,11 +99,21 @@ class TransientError(PlatformError):
         self.retry_after = retry_after
 
 
-class RateLimited(TransientError):
-    """Raised when a rate limit or publishing quota is used up: wait, it is not a failure.
+class Waiting(TransientError):
+    """Raised when the platform says "not yet" in a way that is no failure: wait and ask again.
 
-    The publisher puts the target back for `retry_after` without spending an attempt.
+    The publisher puts the target back for `retry_after` without spending an attempt, up to
+    RATE_LIMIT_MAX_WAIT_SECONDS after the post's time.
     """
+
+
+class RateLimited(Waiting):
+    """Raised when a rate limit or publishing quota is used up."""
+
+
+class StillProcessing(Waiting):
+    """Raised when the platform accepted the post and is still processing it (a TikTok
+    publish_id, an Instagram container): the next try carries on from the checkpoint."""
 
 
 class NeedsAuth(PlatformError):

@@ -97,6 +97,15 @@ class Platform(ABC):
     #: Publishing paces the platform documents (see Pace); empty when it documents none.
     pacing: ClassVar[tuple[Pace, ...]] = ()
 
+    def may_be_public(self, checkpoint: Mapping[str, Any]) -> bool:
+        """Whether an earlier try that left this checkpoint may have made a post visible.
+
+        While it may, the post's text and media cannot change (the next try continues that
+        work, or a person resolves it). By default any checkpoint counts; adapters that
+        checkpoint harmless preparation (uploaded media) say which stages are safe.
+        """
+        return bool(checkpoint)
+
     def paces(self, account: AccountRef) -> tuple[Pace, ...]:
         """The paces that apply to publishing on this account (the platform's, by default)."""
         return self.pacing
