@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from falcon.testing import TestClient
+from sqlalchemy import text
 
 from .conftest import fields_of
 
@@ -133,3 +134,55 @@ def test_a_target_of_another_post_is_404(client, unknown_target, make_account, m
     other = make_post([make_account("three")["id"]])
     result = _resolve(client, other["id"], target_id, outcome="retry")
     assert result.status_code == 404
+
+
+def test_retry_leaves_unknown_targets_to_be_resolved(client, unknown_target):
+    post_id, _ = unknown_target
+
+    result = client.simulate_post(f"/v1/posts/{post_id}/retry")
+
+    assert result.status_code == 409
+    assert "1 in unknown need resolving one by one" in result.json["error"]["message"]
+
+
+def test_resolving_forgets_what_the_lost_try_left(client, unknown_target, set_target, engine):
+    # Given the unknown target's lost try left a checkpoint (a container id)
+    post_id, target_id = unknown_target
+    set_target(target_id, checkpoint={"container_id": "c-1"})
+
+    # When a person says it did not go out and asks to send it again
+    assert _resolve(client, post_id, target_id, outcome="retry").status_code == 200
+
+    # Then the next try starts afresh
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT checkpoint FROM targets WHERE id = :id"), {"id": target_id}
+        ).scalar_one()
+    assert stored in ({}, "{}")
+
+
+def test_an_edit_is_refused_while_a_lost_try_may_have_published(
+    client, make_account, make_post, set_target
+):
+    # Given a target retrying after a try that left work on the platform
+    post = make_post([make_account()["id"]], publish_now=True)
+    [target] = post["targets"]
+    set_target(target["id"], status="retrying", checkpoint={"container_id": "c-9"})
+
+    # When the text is changed
+    result = client.simulate_patch(f"/v1/posts/{post['id']}", json={"content": "Fixed typo"})
+
+    # Then 409 says why, and the text is unchanged
+    assert result.status_code == 409
+    assert "may already have published" in result.json["error"]["message"]
+    assert client.simulate_get(f"/v1/posts/{post['id']}").json["content"] == "Hello from Herald"
+
+
+def test_an_edit_without_a_lost_try_goes_through(client, make_account, make_post, set_target):
+    post = make_post([make_account()["id"]], publish_now=True)
+    set_target(post["targets"][0]["id"], status="retrying")
+
+    result = client.simulate_patch(f"/v1/posts/{post['id']}", json={"content": "Fixed typo"})
+
+    assert result.status_code == 200
+    assert result.json["content"] == "Fixed typo"

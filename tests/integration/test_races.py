@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 import herald_api.services.posts as posts_service
-from herald_api.schemas import PostUpdate
+from herald_api.schemas import PostUpdate, ResolveBody
 from herald_common.broker import build_broker
 from herald_common.db import session_scope
-from herald_common.errors import NeedsAuth
-from herald_common.models import Post, SandboxDelivery, Target, TargetStatus
+from herald_common.errors import NeedsAuth, TransientError
+from herald_common.models import Attempt, Post, SandboxDelivery, Target, TargetStatus
 from herald_common.platforms import PlatformRegistry
 from herald_common.timeutil import utcnow
 from herald_publisher.publishing import Publisher, Result
@@ -198,11 +199,41 @@ def test_a_stuck_target_whose_lookup_is_refused_becomes_unknown_and_can_be_retri
     assert "asking sandbox failed (token revoked)" in unknown.error
 
     # (it was `unknown`, with the platform's reason)
-    # When a person retries it
+    # When a person who checked the account resolves it with "retry"
     with session_scope(pg_engine) as session:
-        posts_service.retry_post(session, tenant, post_id)
+        posts_service.resolve_target(
+            session, tenant, post_id, target_id, ResolveBody(outcome="retry")
+        )
 
     # I expect it scheduled again
     target = load(pg_engine, Target, target_id)
     assert target.status == TargetStatus.SCHEDULED
     assert load(pg_engine, Post, post_id).status == "scheduled"
+
+
+def test_a_stuck_target_whose_lookups_keep_failing_reaches_a_person(pg_engine):
+    # Given a target left publishing, whose platform answers every lookup with a 503
+    scheduler, publisher, registry = parts(
+        pg_engine, reconcile_after_seconds=0.001, reconcile_give_up_seconds=3600
+    )
+    registry._adapters["sandbox"] = BrokenAdapter(TransientError("unavailable", http_status=503))
+    tenant = add_tenant(pg_engine)
+    _, [target_id] = add_post(pg_engine, tenant, [add_account(pg_engine, tenant)])
+    scheduler.dispatch_due(utcnow())
+    version = load(pg_engine, Target, target_id).version
+
+    # When the publish ends unexpectedly and the lookup fails
+    assert publisher.publish(target_id, version) is Result.LOST
+
+    # Then the target waits in publishing for the next reconciliation...
+    assert load(pg_engine, Target, target_id).status == TargetStatus.PUBLISHING
+
+    # ...and once it has been stuck longer than the give-up age, it goes to a person
+    with session_scope(pg_engine) as session:
+        [attempt] = session.exec(select(Attempt).where(Attempt.target_id == target_id)).all()
+        attempt.started_at = utcnow() - timedelta(hours=2)
+        session.add(attempt)
+    scheduler.reconcile_stuck(utcnow())
+    target = load(pg_engine, Target, target_id)
+    assert target.status == TargetStatus.UNKNOWN
+    assert "kept failing for 2.0 h (unavailable)" in target.error

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     requeue_after_seconds: float = Field(default=120.0, gt=0)
     # A target publishing this long ago is reconciled with its platform (its worker died).
     reconcile_after_seconds: float = Field(default=300.0, gt=0)
+    # A stuck target whose platform cannot be asked (lookups keep failing) goes to `unknown`
+    # this long after its try started.
+    reconcile_give_up_seconds: float = Field(default=6 * 3600.0, gt=0)
 
     # Publishing.
     publish_max_attempts: int = Field(default=3, ge=1)

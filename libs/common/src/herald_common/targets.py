@@ -249,11 +249,12 @@ def reconcile(
             return None
         post = session.get(Post, target.post_id)
         account = session.get(Account, target.account_id)
-        attempt_id = session.exec(
-            select(Attempt.id)
+        open_attempt = session.exec(
+            select(Attempt.id, Attempt.started_at)
             .where(Attempt.target_id == target_id, Attempt.outcome.is_(None))  # type: ignore[union-attr]
             .order_by(Attempt.number.desc())  # type: ignore[attr-defined]
         ).first()
+    attempt_id, tried_at = open_attempt if open_attempt else (None, None)
     assert post is not None and account is not None
     now = utcnow()
     for_a_person = (
@@ -264,9 +265,17 @@ def reconcile(
     try:
         adapter = platforms.get(account.platform)
         found = adapter.lookup(publish_request(target, post, account, platforms))
-    except TransientError as exc:  # the platform could not be asked now: ask again later
-        log.warning("reconcile: lookup of target %s failed: %s", target_id, exc.message)
-        return None
+    except TransientError as exc:  # the platform could not be asked now: ask again later...
+        # From the try itself: a scheduler's takeover restarts `started_at`, not the attempt.
+        stuck_for = (now - (tried_at or target.started_at or now)).total_seconds()
+        if stuck_for < settings.reconcile_give_up_seconds:
+            log.warning("reconcile: lookup of target %s failed: %s", target_id, exc.message)
+            return None
+        # ...but not for ever: a target nobody can cancel must reach a person.
+        outcome = _unknown(
+            f"{reason}; asking {account.platform} kept failing for {stuck_for / 3600:.1f} h "
+            f"({exc.message}), " + for_a_person
+        )
     except LookupUnsupported:
         outcome = _unknown(
             f"{reason}; {account.platform} gives no way to ask whether the post went out, "

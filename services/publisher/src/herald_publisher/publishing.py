@@ -35,7 +35,9 @@ from herald_common.errors import (
     PermanentError,
     PlatformError,
     RateLimited,
+    StillProcessing,
     TransientError,
+    Waiting,
 )
 from herald_common.models import (
     Account,
@@ -252,8 +254,8 @@ class Publisher:
             )
         except CredentialsUnavailable as exc:
             return _failed(AttemptOutcome.NEEDS_AUTH, exc.message, "needs_auth")
-        except RateLimited as exc:
-            return self._wait_for_limit(target, post, exc)
+        except Waiting as exc:
+            return self._wait(target, post, exc)
         except TransientError as exc:
             return self._retry_or_fail(target, exc)
         except NeedsAuth as exc:
@@ -284,24 +286,31 @@ class Publisher:
             http_status=result.http_status,
         )
 
-    def _wait_for_limit(self, target: Target, post: Post, exc: RateLimited) -> Outcome:
-        """A used-up rate limit or quota: wait for it without spending an attempt, within bounds."""
+    def _wait(self, target: Target, post: Post, exc: Waiting) -> Outcome:
+        """A rate limit, a quota, or a post still processing: wait without spending an attempt,
+        up to RATE_LIMIT_MAX_WAIT_SECONDS past the post's time."""
         now = self.clock()
         since = post.scheduled_at or target.due_at or now
         waited = (now - since).total_seconds()
         wait = max(exc.retry_after or 0.0, backoff_seconds(self.settings, 1))
+        kind = "rate_limited" if isinstance(exc, RateLimited) else "processing"
         if waited + wait > self.settings.rate_limit_max_wait_seconds:
-            return _failed(
-                AttemptOutcome.RETRYABLE,
-                f"{exc.message} (still rate-limited {waited / 3600:.1f} h after its time; gave up)",
-                "rate_limited",
-                exc.http_status,
-            )
+            gave_up = f"{exc.message} (still waiting {waited / 3600:.1f} h after its time)"
+            if isinstance(exc, StillProcessing):
+                # The platform holds the post: it may yet go out, so a person decides.
+                return Outcome(
+                    status=TargetStatus.UNKNOWN,
+                    attempt=AttemptOutcome.UNKNOWN,
+                    error=gave_up + "; check the account",
+                    error_kind="unknown",
+                    http_status=exc.http_status,
+                )
+            return _failed(AttemptOutcome.RETRYABLE, gave_up + "; gave up", kind, exc.http_status)
         return Outcome(
             status=TargetStatus.RETRYING,
             attempt=AttemptOutcome.RETRYABLE,
-            error=f"{exc.message}; waiting {wait:.0f} s for the limit to reset",
-            error_kind="rate_limited",
+            error=f"{exc.message}; waiting {wait:.0f} s",
+            error_kind=kind,
             http_status=exc.http_status,
             retry_at=now + timedelta(seconds=wait),
             refund_attempt=True,

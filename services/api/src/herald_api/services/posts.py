@@ -368,7 +368,11 @@ def _move(
 
 
 def _schedule(
-    session: Session, targets: Sequence[Target], due_at: datetime | None, now: datetime
+    session: Session,
+    targets: Sequence[Target],
+    due_at: datetime | None,
+    now: datetime,
+    **values: Any,
 ) -> None:
     """Put targets on the schedule at `due_at` (or back to draft when it is None)."""
     status = TargetStatus.DRAFT if due_at is None else TargetStatus.SCHEDULED
@@ -383,6 +387,7 @@ def _schedule(
             error_kind=None,
             attempt_count=0,
             queued_at=None,
+            **values,
         )
 
 
@@ -503,12 +508,13 @@ def update_post(
     if errors:
         raise InvalidInput(errors)
 
-    post.content = content
-    post.media = media
     if changes_what:
         # Work an earlier try left on a platform (an Instagram container, a TikTok upload)
-        # holds the old text or media: the next try must start afresh.
-        _forget_checkpoints(session, targets, now)
+        # holds the old text or media: the next try must start afresh — unless that work may
+        # already be public, when only a person can say what happened.
+        _forget_checkpoints(session, platforms, targets, now)
+    post.content = content
+    post.media = media
     if body.account_ids is not None:
         _set_accounts(session, post, targets, wanted, now)
         targets = _targets(session, [post.id], lock=True)
@@ -525,7 +531,20 @@ def update_post(
     return post
 
 
-def _forget_checkpoints(session: Session, targets: Sequence[Target], now: datetime) -> None:
+def _forget_checkpoints(
+    session: Session, platforms: PlatformRegistry, targets: Sequence[Target], now: datetime
+) -> None:
+    """Clear what earlier tries left; Conflict when one may have made a post visible."""
+    in_flight = [
+        t for t in targets if t.checkpoint and platforms.get(t.platform).may_be_public(t.checkpoint)
+    ]
+    if in_flight:
+        names = ", ".join(sorted({t.platform for t in in_flight}))
+        raise Conflict(
+            f"cannot change the text or media: an earlier try on {names} may already have "
+            "published this post (the platform's answer was not seen); wait for it to finish, "
+            "or cancel the post"
+        )
     for target in targets:
         if target.checkpoint:
             target.checkpoint = {}
@@ -684,8 +703,8 @@ def retry_post(
 ) -> Post:
     """Send the failed targets again now, with a fresh attempt budget.
 
-    Targets in `unknown` are retried too: a person asking for it is the decision that the
-    post did not go out (Herald never makes that guess itself)."""
+    Targets in `unknown` are not: each needs a person's answer (`resolve_target`), since a
+    blanket retry could post one that did go out a second time."""
     now = now or utcnow()
     post = get_post(session, tenant_id, post_id, lock=True)
     targets = _targets(session, [post.id], lock=True)
@@ -693,14 +712,20 @@ def retry_post(
     failed = [
         t
         for t in targets
-        if t.status in (TargetStatus.FAILED, TargetStatus.UNKNOWN)
-        and accounts[t.account_id].deleted_at is None
+        if t.status == TargetStatus.FAILED and accounts[t.account_id].deleted_at is None
     ]
     if not failed:
-        raise Conflict(
-            f"nothing to retry: no target has failed or is unknown ({_summary(targets)})"
+        unknown = sum(1 for t in targets if t.status == TargetStatus.UNKNOWN)
+        hint = (
+            f"; {unknown} in unknown need resolving one by one "
+            "(POST /v1/posts/{id}/targets/{target_id}/resolve)"
+            if unknown
+            else ""
         )
+        raise Conflict(f"nothing to retry: no target has failed ({_summary(targets)}){hint}")
     _schedule(session, failed, now, now)
+    # Waits for rate limits are measured from the post's time: a retry starts a new one.
+    post.scheduled_at = now
     _touch(session, post, now)
     return post
 
@@ -749,6 +774,7 @@ def resolve_target(
             error=f"marked published by a person{note}",
         )
     elif body.outcome == "not_published":
+        # A person found nothing went out: what the lost try left is no longer a lead.
         _move(
             session,
             target,
@@ -757,12 +783,14 @@ def resolve_target(
             finished_at=now,
             error_kind="resolved",
             error=f"a person found it was not published{note}",
+            checkpoint={},
         )
     else:
         account = session.get(Account, target.account_id)
         if account is None or account.deleted_at is not None:
             raise Conflict("the target's account was deleted: there is nothing to send it to")
-        _schedule(session, [target], now, now)
+        _schedule(session, [target], now, now, checkpoint={})
+        post.scheduled_at = now
     _touch(session, post, now)
     return post
 
