@@ -93,6 +93,7 @@ def stack(
             "PUBLISH_BACKOFF_SECONDS": "1",
             "PLATFORM_POLL_INTERVAL_SECONDS": "0.05",
             "RECONCILE_AFTER_SECONDS": "2",
+            "PLATFORM_ALLOW_PRIVATE_ADDRESSES": "true",
         },
     )
     try:

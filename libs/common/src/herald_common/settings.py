@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     rate_limit_max_wait_seconds: float = Field(default=48 * 3600.0, gt=0)
     # How often adapters poll a platform's processing (media, containers, uploads).
     platform_poll_interval_seconds: float = Field(default=3.0, gt=0)
+    # Let platform calls and media fetches reach loopback/private addresses (tests, an
+    # instance on the same network). Off: tenants' URLs must not reach internal services.
+    platform_allow_private_addresses: bool = False
 
     # Platforms: API base URLs (tests and self-hosted gateways point these elsewhere) and the
     # keys that encrypt account credentials at rest (see herald_common.crypto).

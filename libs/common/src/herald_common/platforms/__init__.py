@@ -11,6 +11,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from herald_common.crypto import CredentialBox
 from herald_common.db import session_scope
@@ -31,6 +32,7 @@ from herald_common.platforms.facebook import (
     FacebookPlatform,
     FacebookSettings,
 )
+from herald_common.platforms.http import PublicOnlyTransport
 from herald_common.platforms.instagram import (
     InstagramCredentials,
     InstagramPlatform,
@@ -92,8 +94,11 @@ def http_client(settings: Settings) -> httpx.Client:
     """The one HTTP client a process's adapters share (thread-safe, pooled, explicit timeouts)."""
     timeout = settings.platform_timeout_seconds
     return httpx.Client(
+        transport=PublicOnlyTransport(
+            allow_private=settings.platform_allow_private_addresses,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        ),
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
         headers={"User-Agent": "Herald (+https://github.com/herald-social/herald)"},
         follow_redirects=True,
     )
@@ -173,8 +178,13 @@ class PlatformRegistry:
     def _store_session(self, account: AccountRef, tokens: Mapping[str, str]) -> None:
         """Keep tokens an adapter was given (a new Bluesky session) with the account's secrets."""
         with session_scope(self._engine) as session:
-            row = session.get(Account, account.id)
-            if row is None or row.tenant_id != account.tenant_id:
+            # Locked, so a change of credentials through the API is not merged with stale ones.
+            row = session.exec(
+                select(Account)
+                .where(Account.id == account.id, Account.tenant_id == account.tenant_id)
+                .with_for_update()
+            ).first()
+            if row is None:
                 return
             merged = {**self.credentials.open(row.credentials), **tokens}
             session.execute(

@@ -16,7 +16,9 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import ipaddress
 import math
+import socket
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -159,8 +161,16 @@ def status_error(
     return PermanentError(message, http_status=status)
 
 
+#: The largest file fetched for an upload (X takes videos up to 512 MB).
+MAX_MEDIA_BYTES = 512 * 1024 * 1024
+
+
 def media_bytes(
-    client: httpx.Client, platform: str, item: Mapping[str, Any]
+    client: httpx.Client,
+    platform: str,
+    item: Mapping[str, Any],
+    *,
+    max_bytes: int = MAX_MEDIA_BYTES,
 ) -> tuple[bytes, str | None]:
     """The bytes of one media item (`data`, base64, or fetched from `url`) and its MIME type."""
     mime = item.get("mime_type") or item.get("content_type")
@@ -175,14 +185,73 @@ def media_bytes(
     url = item.get("url")
     if not url:
         raise PermanentError(f"{platform}: a media item needs `url` or `data`")
+    where = f"{platform} (fetching media {shown_url(str(url))})"
     try:
-        response = client.get(str(url))
+        with client.stream("GET", str(url)) as response:
+            if response.status_code != 200:
+                response.read()
+                raise status_error(where, response)
+            content = _read_capped(response, where, max_bytes)
     except httpx.TransportError as exc:
-        raise transport_error(f"{platform} (fetching media {url})", exc) from exc
-    if response.status_code != 200:
-        raise status_error(f"{platform} (fetching media {url})", response)
+        raise transport_error(where, exc) from exc
     header_mime = response.headers.get("content-type", "").split(";", 1)[0].strip() or None
-    return response.content, mime or header_mime
+    return content, mime or header_mime
+
+
+def _read_capped(response: httpx.Response, where: str, max_bytes: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise PermanentError(f"{where}: the file is {int(declared):,} bytes; at most {max_bytes:,}")
+    chunks, total = [], 0
+    for chunk in response.iter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise PermanentError(f"{where}: the file is over {max_bytes:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def shown_url(url: str) -> str:
+    """A URL fit for messages and logs: no query string or credentials (signed URLs carry them)."""
+    try:
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "<invalid url>"
+    return str(parts.copy_with(query=None, fragment=None, username=None, password=None))
+
+
+class PublicOnlyTransport(httpx.HTTPTransport):
+    """Connects only to public addresses: media URLs and instance URLs come from tenants.
+
+    Every request — each redirect hop included, since httpx sends each through the transport —
+    is refused when its host is, or resolves to, a loopback, private, link-local (cloud
+    metadata), multicast, reserved or unspecified address. The name is resolved here and again
+    by the connection, so a DNS answer that changes in between (rebinding) is not covered; a
+    network policy on the workers' egress is the complete answer.
+    """
+
+    def __init__(self, *, allow_private: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._allow_private = allow_private
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not self._allow_private:
+            refuse_private(request.url.host, request.url.port or 443)
+        return super().handle_request(request)
+
+
+def refuse_private(host: str, port: int) -> None:
+    """PermanentError when `host` is or resolves to an address that is not public."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return  # unresolvable: the connection attempt reports it
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise PermanentError(
+                f"refusing to connect to {host}: it is a non-public address ({address})"
+            )
 
 
 def filename_for(item: Mapping[str, Any], index: int) -> str:
