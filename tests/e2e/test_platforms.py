@@ -276,6 +276,14 @@ def test_tiktok_needs_a_video_at_creation(client):
 # -- crashes ----------------------------------------------------------------------------------
 
 
+def target_is(client: httpx.Client, post_id: str, status: str):  # type: ignore[no-untyped-def]
+    def check() -> dict | None:
+        post = post_status(client, post_id)
+        return post if post["targets"][0]["status"] == status else None
+
+    return check
+
+
 def kill_publisher_during(stack: Stack, server, path: str) -> None:  # type: ignore[no-untyped-def]
     """Wait until the platform has acted on a request to `path`, then SIGKILL every publisher
     process before the answer reaches it, and start a new publisher."""
@@ -375,11 +383,7 @@ def test_a_worker_killed_during_tiktoks_init_becomes_unknown_and_a_person_resolv
 
     # Then TikTok cannot be asked (its answer, the publish_id, was lost): the target is unknown
     # with the reason, and it is never sent again on its own
-    def unknown() -> dict | None:
-        post = post_status(client, post_id)
-        return post if post["targets"][0]["status"] == "unknown" else None
-
-    post = wait_for(unknown, timeout=30, what="the target to become unknown")
+    post = wait_for(target_is(client, post_id, "unknown"), timeout=30, what="unknown")
     target = post["targets"][0]
     assert "gives no way to ask" in target["error"]
     assert len(fakes.tiktok.inits) == inits + 1
@@ -448,11 +452,7 @@ def test_a_worker_killed_after_x_accepted_becomes_unknown_never_two_posts(
     kill_publisher_during(stack, fakes.x, "/2/tweets")
 
     # Then X cannot be asked by key: the target is unknown, and X has exactly one post
-    def unknown() -> dict | None:
-        post = post_status(client, post_id)
-        return post if post["targets"][0]["status"] == "unknown" else None
-
-    post = wait_for(unknown, timeout=30, what="the target to become unknown")
+    post = wait_for(target_is(client, post_id, "unknown"), timeout=30, what="unknown")
     assert "gives no way to ask" in post["targets"][0]["error"]
     assert len(x_posts_with(fakes, text)) == 1
 
@@ -467,37 +467,39 @@ def connect(client: httpx.Client, platform: str, settings: dict, token: str = "g
     return str(post_json(client, "/v1/accounts", body)["id"])
 
 
-def test_linkedin_publishes_a_post_as_its_author(client, fakes):
-    account_id = connect(client, "linkedin", {"author": PERSON})
-    text = f"Hello LinkedIn #herald {uuid.uuid4().hex[:6]}"
+@pytest.mark.parametrize(
+    ("platform", "settings", "made"),
+    [
+        (
+            "linkedin",
+            lambda f: {"author": PERSON},
+            lambda f, text: [p.urn for p in f.linkedin.posts.values() if p.shown == text],
+        ),
+        (
+            "facebook",
+            lambda f: {"page_id": f.facebook.page_id},
+            lambda f, text: [p["id"] for p in f.facebook.posts.values() if p["message"] == text],
+        ),
+        (
+            "threads",
+            lambda f: {"threads_user_id": f.threads.owner_id},
+            lambda f, text: [m["id"] for m in f.threads.media.values() if m["text"] == text],
+        ),
+    ],
+)
+def test_a_text_post_is_published_once_with_the_platforms_id(
+    client, fakes, platform, settings, made
+):
+    # Given an account on the platform
+    account_id = connect(client, platform, settings(fakes))
+    text = f"Hello {platform} #herald {uuid.uuid4().hex[:6]}"
 
+    # When a post is published now
     post = finished(client, publish_now(client, account_id, text))
 
+    # Then exactly one post was made, and the target holds its id
     assert post["status"] == "published", post
-    [made] = [p for p in fakes.linkedin.posts.values() if p.shown == text]
-    assert post["targets"][0]["platform_post_id"] == made.urn
-
-
-def test_facebook_publishes_to_the_page_feed(client, fakes):
-    account_id = connect(client, "facebook", {"page_id": fakes.facebook.page_id})
-    text = f"Hello Page {uuid.uuid4().hex[:6]}"
-
-    post = finished(client, publish_now(client, account_id, text))
-
-    assert post["status"] == "published", post
-    [made] = [p for p in fakes.facebook.posts.values() if p["message"] == text]
-    assert post["targets"][0]["platform_post_id"] == made["id"]
-
-
-def test_threads_publishes_a_text_post_through_a_container(client, fakes):
-    account_id = connect(client, "threads", {"threads_user_id": fakes.threads.owner_id})
-    text = f"Hello Threads {uuid.uuid4().hex[:6]}"
-
-    post = finished(client, publish_now(client, account_id, text))
-
-    assert post["status"] == "published", post
-    [made] = [m for m in fakes.threads.media.values() if m["text"] == text]
-    assert post["targets"][0]["platform_post_id"] == made["id"]
+    assert made(fakes, text) == [post["targets"][0]["platform_post_id"]]
 
 
 def test_instagram_needs_media_at_creation(client, fakes):
