@@ -8,7 +8,9 @@ import html
 import itertools
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.platforms.servers import FakeServer, Recorded, Reply
@@ -126,6 +128,10 @@ class FakeX(FakeServer):
         self.lose_next_create = False
         #: Refuse every create as a duplicate (as if an older post not in view blocked it).
         self.always_duplicate = False
+        #: The next successful create answers with this body instead of the documented one.
+        self.create_body: Any = None
+        #: X's clock: a post's created_at (whole seconds, as X gives it).
+        self.clock: Callable[[], float] = time.time
         self.reset_at = int(time.time()) + 900
         self.day_reset_at = int(time.time()) + 86_400
         self._ids = itertools.count(1_850_000_000_000_000_000)
@@ -213,15 +219,31 @@ class FakeX(FakeServer):
             "text": text,
             "media_ids": list(media_ids),
             "reply_settings": body.get("reply_settings"),
+            "created_at": int(self.clock()),
         }
         if self.lose_next_create:
             self.lose_next_create = False
             return Reply(503, UNAVAILABLE)
+        if self.create_body is not None:
+            answer, self.create_body = self.create_body, None
+            return Reply(201, answer, self._limit_headers())
         return Reply(
             201,
             {"data": {"id": post_id, "text": text, "edit_history_tweet_ids": [post_id]}},
             self._limit_headers(),
         )
+
+    def add_post(self, text: str, created_at: float) -> str:
+        """A post made elsewhere (by hand on x.com) at `created_at`, which the API never saw."""
+        post_id = str(next(self._ids))
+        self.posts[post_id] = {
+            "id": post_id,
+            "text": text,
+            "media_ids": [],
+            "reply_settings": None,
+            "created_at": int(created_at),
+        }
+        return post_id
 
     def render(self, post: dict[str, Any]) -> dict[str, Any]:
         """A post as GET /2/users/:id/tweets shows it: t.co links, entities, escaped text."""
@@ -249,6 +271,9 @@ class FakeX(FakeServer):
             "id": post["id"],
             "text": html.escape(text, quote=False),
             "edit_history_tweet_ids": [post["id"]],
+            "created_at": datetime.fromtimestamp(post["created_at"], UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
         }
         if urls:
             rendered["entities"] = {"urls": urls}

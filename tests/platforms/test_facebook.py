@@ -12,7 +12,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from herald_common.errors import NeedsAuth, PermanentError, RateLimited, TransientError
+from herald_common.errors import (
+    NeedsAuth,
+    OutcomeUnknown,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
 from herald_common.platforms.base import AccountRef, LookupUnsupported, PublishRequest
 from herald_common.platforms.facebook import (
     FacebookCredentials,
@@ -235,17 +241,78 @@ def test_an_ambiguous_earlier_try_is_left_to_a_person(server, platform, store):
     with pytest.raises(TransientError):
         platform.publish(store.request(account(), "Open today"))
 
-    # When looked up or published again; Then the adapter does not guess and does not post
+    # When looked up or published again; Then the adapter does not guess and does not post:
+    # the outcome is unknown, for a person to resolve
     with pytest.raises(LookupUnsupported):
         platform.lookup(store.request(account(), "Open today"))
-    with pytest.raises(PermanentError, match="check the Page"):
+    with pytest.raises(OutcomeUnknown, match="check the Page"):
         platform.publish(store.request(account(), "Open today"))
     assert len(server.posts) == 2
+
+
+def test_a_duplicate_refusal_on_a_first_try_does_not_claim_the_older_post(server, platform, store):
+    # Given the Page's previous post has the same text, made by another target
+    older = platform.publish(CheckpointStore().request(account(), "Open today"))
+
+    # When a new target with that text is published and Facebook refuses it (506)
+    with pytest.raises(PermanentError) as caught:
+        platform.publish(store.request(account(), "Open today"))
+
+    # Then it fails naming the duplicate; the older post is not taken for this target
+    assert "Duplicate status message" in caught.value.message
+    assert "no earlier try of this target sent it" in caught.value.message
+    assert "post_id" not in store.state
+    assert list(server.posts) == [older.platform_post_id]
+
+
+def test_a_video_whose_answer_is_lost_is_not_posted_again(server, platform, store):
+    # Given Facebook takes the video but the connection drops before it answers (and the video
+    # is not listed in /published_posts while it is processed)
+    server.drop_after.add("videos")
+    server.listing_lag = 10
+    with pytest.raises(TransientError):
+        platform.publish(store.request(account(), "Watch us bake", [{"url": MP4}]))
+    assert platform.may_be_public(store.state) is True
+
+    # When published again or looked up
+    with pytest.raises(OutcomeUnknown, match="video"):
+        platform.publish(store.request(account(), "Watch us bake", [{"url": MP4}]))
+    with pytest.raises(LookupUnsupported, match="video"):
+        platform.lookup(store.request(account(), "Watch us bake", [{"url": MP4}]))
+
+    # Then the video was sent once, and nothing relied on the listing
+    assert len(server.videos) == 1
+    assert len(server.calls(edge("videos"), "POST")) == 1
+    assert server.calls(edge("published_posts")) == []
+
+
+def test_a_post_answered_without_its_id_is_unknown(server, platform, store):
+    # Given Facebook answers the feed call 200 without an id
+    server.fail_next(1, 200, {"success": True}, path=edge("feed"))
+
+    # When published; Then the post may be live: the outcome is unknown, the marker kept
+    with pytest.raises(OutcomeUnknown, match="without the post's id"):
+        platform.publish(store.request(account(), "no id"))
+    assert store.state["final_started"] is True
+
+
+def test_an_unpublished_photo_answered_without_its_id_is_retryable(server, platform, store):
+    # Given Facebook answers an unpublished photo upload without an id
+    server.fail_next(1, 200, {"success": True}, path=edge("photos"))
+
+    # When published; Then the try may be repeated (an unpublished photo is invisible)
+    with pytest.raises(TransientError, match="unpublished photo"):
+        platform.publish(store.request(account(), "album", [{"url": JPEG}, {"url": JPEG2}]))
+    assert server.calls(edge("feed")) == []
+    assert platform.may_be_public(store.state) is False
 
 
 def test_lookup_when_no_public_call_was_made_is_none_and_asks_nothing(server, platform):
     assert platform.lookup(PublishRequest(account(), "k", "hello")) is None
     assert server.requests == []
+    assert platform.may_be_public({}) is False
+    assert platform.may_be_public({"photo_ids": ["1"]}) is False
+    assert platform.may_be_public({"final_started": True, "started_at": 1.0}) is True
 
 
 def test_lookup_after_an_interrupted_call_that_did_not_post_is_none(server, platform, store):

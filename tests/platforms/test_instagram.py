@@ -7,7 +7,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from herald_common.errors import NeedsAuth, PermanentError, TransientError
+from herald_common.errors import (
+    NeedsAuth,
+    OutcomeUnknown,
+    PermanentError,
+    StillProcessing,
+    TransientError,
+)
 from herald_common.platforms.base import AccountRef, Pace, PublishRequest
 from herald_common.platforms.instagram import (
     InstagramCredentials,
@@ -177,11 +183,12 @@ def test_processing_longer_than_the_timeout_is_retryable_and_resumes(server, cli
         monotonic=lambda: next(clock),
     )
 
-    # When it is published; Then the try gives up for now, with the container saved
-    with pytest.raises(TransientError, match="still IN_PROGRESS"):
+    # When it is published; Then the try waits (spending no attempt), with the container saved
+    with pytest.raises(StillProcessing, match="still IN_PROGRESS") as caught:
         platform.publish(store.request(account(), "slow", [{"url": MP4}]))
     (container,) = server.containers
     assert store.state["container_id"] == container
+    assert caught.value.retry_after == 30
 
     # When the next try comes (and processing has finished)
     server.containers[container]["state"] = FINISHED
@@ -313,6 +320,67 @@ def test_an_expired_container_is_replaced(server, platform, store):
     assert len(server.containers) == 2
     assert store.state["container_id"] != old
     assert list(server.media) == [result.platform_post_id]
+
+
+@pytest.mark.parametrize("status", ["", "SCHEDULED"])
+def test_a_saved_container_in_an_unknown_state_is_not_replaced(server, platform, store, status):
+    # Given a container saved by a try that crashed, which now reads an unexpected status
+    store.crash_when = lambda state: "container_id" in state
+    with pytest.raises(SimulatedCrash):
+        platform.publish(store.request(account(), "odd", [{"url": JPEG}]))
+    (container,) = server.containers
+    server.containers[container]["state"] = status
+
+    # When published again; Then whether it went out is unknown: no new container, no publish
+    with pytest.raises(OutcomeUnknown, match=f"container {container}"):
+        platform.publish(store.request(account(), "odd", [{"url": JPEG}]))
+    assert list(server.containers) == [container]
+    assert server.calls(edge("media_publish")) == []
+
+
+def test_a_saved_container_that_cannot_be_read_is_unknown(server, platform, store):
+    # Given a container saved by a try that crashed, which Graph now refuses to show
+    store.crash_when = lambda state: "container_id" in state
+    with pytest.raises(SimulatedCrash):
+        platform.publish(store.request(account(), "gone", [{"url": JPEG}]))
+    (container,) = server.containers
+    refusal = graph_error(100, "Unsupported get request", type="GraphMethodException")
+    server.fail_next(1, refusal.status, refusal.body, path=f"/v25.0/{container}")
+
+    # When published again; Then the outcome is unknown (a person checks), nothing is sent
+    with pytest.raises(OutcomeUnknown, match="cannot be read"):
+        platform.publish(store.request(account(), "gone", [{"url": JPEG}]))
+    assert len(server.containers) == 1
+    assert server.calls(edge("media_publish")) == []
+
+
+def test_a_publish_answered_without_a_media_id_is_unknown(server, platform, store):
+    # Given media_publish takes effect but answers 200 without an id
+    server.fail_next(1, 200, {"success": True}, path=edge("media_publish"))
+
+    # When published; Then the post may be live: the outcome is unknown, the container kept
+    with pytest.raises(OutcomeUnknown, match="without the media id"):
+        platform.publish(store.request(account(), "no id", [{"url": JPEG}]))
+    assert "container_id" in store.state
+
+
+def test_a_container_created_without_an_id_is_retryable(server, platform, store):
+    # Given Graph answers the container creation without an id
+    server.fail_next(1, 200, {"success": True}, path=edge("media"))
+
+    # When published; Then the try may be repeated (a container is not a post), nothing saved
+    with pytest.raises(TransientError, match="without its id"):
+        platform.publish(store.request(account(), "no container", [{"url": JPEG}]))
+    assert store.state == {}
+    assert server.calls(edge("media_publish")) == []
+
+
+def test_only_a_saved_container_may_have_made_the_post_public(platform):
+    # Given the checkpoints a target goes through; When asked; Then only a saved container
+    # (whose publish may have been sent) or media id counts
+    assert platform.may_be_public({}) is False
+    assert platform.may_be_public({"container_id": "1", "created_at": 1.0}) is True
+    assert platform.may_be_public({"container_id": "1", "media_id": "2"}) is True
 
 
 def test_lookup_without_a_checkpoint_is_none_and_asks_nothing(server, platform):

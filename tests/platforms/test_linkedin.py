@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from herald_common.errors import NeedsAuth, PermanentError, TransientError
+from herald_common.errors import NeedsAuth, OutcomeUnknown, PermanentError, TransientError
 from herald_common.platforms.base import AccountRef, LookupUnsupported, PublishRequest
 from herald_common.platforms.linkedin import (
     DEFAULT_VERSION,
@@ -32,6 +32,8 @@ from tests.platforms.servers import FakeMediaHost, running
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x02" * 64
 JPEG = b"\xff\xd8\xff\xe0" + b"\x03" * 64
 ORG = "urn:li:organization:2414183"
+#: The checkpoint of a try that sent POST /rest/posts (and then crashed or lost the answer).
+CREATED = {"stage": "creating", "images": []}
 
 
 @pytest.fixture
@@ -371,11 +373,12 @@ def test_settings_without_author_are_permanent(server, platform):
 
 
 def test_publishing_the_same_request_twice_makes_one_post(server, platform):
-    # Given a post already published once
-    first = platform.publish(request(account()))
+    # Given a post already published once by a try that kept its checkpoint
+    checkpoints = Checkpoints()
+    first = platform.publish(request(account(), checkpoints=checkpoints))
 
     # When the same request is published again
-    second = platform.publish(request(account()))
+    second = platform.publish(request(account(), checkpoints=checkpoints))
 
     # Then LinkedIn refused the duplicate naming the first post: one post, the same URN
     assert second.platform_post_id == first.platform_post_id
@@ -407,10 +410,44 @@ def test_a_duplicate_refusal_naming_no_post_is_permanent(server, platform):
     platform.publish(request(account()))
     server.duplicate_names_urn = False
 
-    # When the same text is published again; Then it fails permanently, no second post
+    # When the same text is retried; Then it fails permanently, no second post
     with pytest.raises(PermanentError, match="duplicate"):
-        platform.publish(request(account()))
+        platform.publish(request(account(), checkpoints=Checkpoints(CREATED)))
     assert len(server.posts) == 1
+
+
+def test_a_duplicate_of_an_older_post_on_a_first_try_is_not_taken_for_it(server, platform):
+    # Given a recurring text posted earlier by hand, and a new target with that text
+    older = server.add_post(PERSON, "Good morning!")
+
+    # When the new target's first try is refused as a duplicate of it
+    with pytest.raises(PermanentError) as caught:
+        platform.publish(request(account(), text="Good morning!"))
+
+    # Then it fails naming the duplicate; the older post is not claimed as this target's
+    assert "DUPLICATE_POST" in caught.value.message
+    assert f"the earlier post {older} has this content" in caught.value.message
+    assert "no earlier try of this target sent it" in caught.value.message
+    assert list(server.posts) == [older]
+
+
+def test_a_created_post_without_a_urn_is_unknown(server, platform):
+    # Given LinkedIn accepts the post but its answer names no URN
+    server.fail_next(1, 201, None, path="/rest/posts")
+
+    # When publishing; Then the outcome is unknown (the post is live), not a failure
+    with pytest.raises(OutcomeUnknown, match="named no post URN"):
+        platform.publish(request(account()))
+
+
+def test_an_image_upload_answered_without_its_urn_is_retryable(server, platform):
+    # Given initializeUpload answers 200 without `value`
+    server.fail_next(1, 200, {"unexpected": True}, path="/rest/images")
+
+    # When publishing; Then the try may be repeated (nothing is visible), and nothing was posted
+    with pytest.raises(TransientError, match="initializeUpload"):
+        platform.publish(request(account(), media=({"data": b64(PNG)},)))
+    assert server.posts == {}
 
 
 def test_a_try_that_may_not_change_the_target_does_not_post(server, platform):
@@ -428,8 +465,8 @@ def test_lookup_finds_the_post_a_publish_made(server, platform):
     other = platform.publish(request(account(), text="Something else"))
     published = platform.publish(request(account(), text=text))
 
-    # When looked up
-    found = platform.lookup(request(account(), text=text))
+    # When looked up after a try that sent the create
+    found = platform.lookup(request(account(), text=text, checkpoints=Checkpoints(CREATED)))
 
     # Then it is that post, asked for with the author finder
     assert found is not None
@@ -444,9 +481,10 @@ def test_lookup_of_a_post_that_never_went_out_is_none(server, platform):
     # Given another post by the author, but not this one
     platform.publish(request(account(), text="Something else"))
 
-    # When looked up; Then nothing is found, and nothing was posted by asking
-    assert platform.lookup(request(account())) is None
+    # When looked up after a try that sent the create; Then nothing is found or posted
+    assert platform.lookup(request(account(), checkpoints=Checkpoints(CREATED))) is None
     assert len(server.posts) == 1
+    assert len(server.calls("/rest/posts", "GET")) == 1
 
 
 def test_lookup_compares_images_too(server, platform):
@@ -454,22 +492,47 @@ def test_lookup_compares_images_too(server, platform):
     platform.publish(request(account(), media=({"data": b64(PNG)},)))
 
     # When the text-only request is looked up; Then the image post is not it
-    assert platform.lookup(request(account())) is None
+    assert platform.lookup(request(account(), checkpoints=Checkpoints(CREATED))) is None
+    assert len(server.calls("/rest/posts", "GET")) == 1
 
 
 def test_lookup_after_a_crash_before_the_create_is_none_without_asking(server, platform):
     checkpoints = Checkpoints({"stage": "uploading", "images": ["urn:li:image:C4"]})
     assert platform.lookup(request(account(), checkpoints=checkpoints)) is None
     assert server.requests == []
+    assert platform.may_be_public(checkpoints.current) is False
+    assert platform.may_be_public(CREATED) is True
+
+
+def test_lookup_without_a_checkpoint_is_none_without_asking(server, platform):
+    # Given the same text on the account, but a target whose try saved nothing (the stage is
+    # saved before the create, so it never sent one)
+    server.add_post(PERSON, "Hello, LinkedIn")
+
+    # When looked up; Then nothing was sent, and LinkedIn was not asked
+    assert platform.lookup(request(account())) is None
+    assert server.requests == []
+    assert platform.may_be_public({}) is False
+
+
+def test_a_re_upload_after_a_create_keeps_the_creating_stage(server, platform):
+    # Given a try that sent the create, whose saved image URNs do not fit the request
+    checkpoints = Checkpoints({"stage": "creating", "images": ["not-an-image-urn"]})
+
+    # When tried again
+    platform.publish(request(account(), media=({"data": b64(PNG)},), checkpoints=checkpoints))
+
+    # Then no save ever said the create was not sent
+    assert [c["stage"] for c in checkpoints.saved] == ["creating", "creating"]
 
 
 def test_lookup_without_read_permission_is_left_to_a_person(server, platform):
     # Given a token without r_member_social
     server.can_read = False
 
-    # When looked up; Then the adapter cannot tell
+    # When looked up after a try that sent the create; Then the adapter cannot tell
     with pytest.raises(LookupUnsupported, match="r_member_social"):
-        platform.lookup(request(account()))
+        platform.lookup(request(account(), checkpoints=Checkpoints(CREATED)))
 
 
 def test_lookup_with_two_identical_posts_is_left_to_a_person(server, platform):
@@ -479,7 +542,7 @@ def test_lookup_with_two_identical_posts_is_left_to_a_person(server, platform):
 
     # When looked up; Then the adapter does not guess
     with pytest.raises(LookupUnsupported, match="2 recent posts"):
-        platform.lookup(request(account(), text="Same (again)"))
+        platform.lookup(request(account(), text="Same (again)", checkpoints=Checkpoints(CREATED)))
 
 
 # -- validate -------------------------------------------------------------------------------

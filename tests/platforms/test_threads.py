@@ -7,7 +7,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from herald_common.errors import NeedsAuth, PermanentError, TransientError
+from herald_common.errors import (
+    NeedsAuth,
+    OutcomeUnknown,
+    PermanentError,
+    StillProcessing,
+    TransientError,
+)
 from herald_common.platforms.base import AccountRef, Pace, PublishRequest
 from herald_common.platforms.threads import (
     ThreadsCredentials,
@@ -203,6 +209,67 @@ def test_an_expired_container_is_replaced(server, platform, store):
 def test_lookup_without_a_checkpoint_asks_nothing(server, platform):
     assert platform.lookup(PublishRequest(account(), "k", "x")) is None
     assert server.requests == []
+    assert platform.may_be_public({}) is False
+
+
+def test_a_video_still_processing_at_the_timeout_waits_and_the_next_try_carries_on(
+    server, client, store
+):
+    # Given a video still processing when the adapter's deadline passes (a fake clock)
+    server.processing_polls = 5
+    clock = iter(range(1000))
+    platform = ThreadsPlatform(
+        client,
+        api_url=server.url,
+        poll_interval=1,
+        poll_timeout=2,
+        sleep=lambda _: None,
+        monotonic=lambda: next(clock),
+    )
+
+    # When published; Then the try waits without spending an attempt, the container saved
+    with pytest.raises(StillProcessing, match="still IN_PROGRESS"):
+        platform.publish(store.request(account(), "slow", [{"url": MP4}]))
+    (container,) = server.containers
+    assert store.state["container_id"] == container
+    assert platform.may_be_public(store.state) is True
+
+
+def test_a_carousel_item_still_processing_at_the_timeout_is_an_ordinary_retry(
+    server, client, store
+):
+    # Given carousel items still processing when the deadline passes (items are not saved)
+    server.processing_polls = 5
+    clock = iter(range(1000))
+    platform = ThreadsPlatform(
+        client,
+        api_url=server.url,
+        poll_interval=1,
+        poll_timeout=2,
+        sleep=lambda _: None,
+        monotonic=lambda: next(clock),
+    )
+
+    # When published; Then it is a TransientError (an attempt), not a wait
+    with pytest.raises(TransientError, match="carousel item") as caught:
+        platform.publish(store.request(account(), "two", [{"url": JPEG}, {"url": MP4}]))
+    assert not isinstance(caught.value, StillProcessing)
+    assert store.state == {}
+
+
+def test_a_saved_container_in_an_unknown_state_is_not_replaced(server, platform, store):
+    # Given a container saved by a try that crashed, which now reads no status at all
+    store.crash_when = lambda state: "container_id" in state
+    with pytest.raises(SimulatedCrash):
+        platform.publish(store.request(account(), "odd"))
+    (container,) = server.containers
+    server.containers[container]["state"] = ""
+
+    # When published again; Then the outcome is unknown: no new container, no publish
+    with pytest.raises(OutcomeUnknown, match="without a status"):
+        platform.publish(store.request(account(), "odd"))
+    assert list(server.containers) == [container]
+    assert server.calls(edge("threads_publish")) == []
 
 
 def test_a_container_not_found_right_after_creation_is_retryable(server, platform, store):

@@ -9,7 +9,14 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from herald_common.errors import NeedsAuth, OutcomeUnknown, PermanentError, TransientError
+from herald_common.errors import (
+    NeedsAuth,
+    OutcomeUnknown,
+    PermanentError,
+    RateLimited,
+    StillProcessing,
+    TransientError,
+)
 from herald_common.platforms.base import AccountRef, LookupUnsupported, Pace, PublishRequest
 from herald_common.platforms.tiktok import (
     TikTokCredentials,
@@ -300,9 +307,37 @@ def test_429_without_retry_after_waits_for_the_one_minute_window(server, platfor
     assert raised.value.retry_after == 60
 
 
-def test_5xx_is_transient_then_the_next_call_succeeds(server, platform):
-    # Given an init that meets a TikTok server error (a gateway's HTML, no envelope)
-    server.fail_next(1, 502, b"<html>Bad Gateway</html>", path=VIDEO_INIT)
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (502, b"<html>Bad Gateway</html>"),
+        (504, b""),
+        (500, envelope("internal_error", "Something went wrong")),
+        (408, b"Request Timeout"),
+        (404, b"<html>Not Found</html>"),
+    ],
+)
+def test_an_init_answered_by_a_server_or_gateway_error_is_unknown(server, platform, status, body):
+    # Given an init answered by a server or gateway error, or a 4xx without TikTok's envelope
+    # (a gateway may answer so after TikTok accepted the request)
+    server.fail_next(1, status, body, path=VIDEO_INIT)
+    store = Checkpoints()
+
+    # When the post is published
+    with pytest.raises(OutcomeUnknown, match=f"HTTP {status}") as raised:
+        platform.publish(request(store=store))
+
+    # Then it is not retried on its own: the init marker stays for a person to resolve
+    assert not isinstance(raised.value, TransientError)
+    assert store.saved == {"init": "sent", "media_type": "video"}
+    assert platform.may_be_public(store.saved) is True
+    with pytest.raises(LookupUnsupported):
+        platform.lookup(request(store=store))
+
+
+def test_a_server_error_on_a_read_call_is_transient_then_the_next_try_posts_once(server, platform):
+    # Given creator_info meets a gateway error (nothing is created by reading)
+    server.fail_next(1, 502, b"<html>Bad Gateway</html>", path=CREATOR_INFO)
     store = Checkpoints()
 
     # When the post is published twice
@@ -397,8 +432,19 @@ def test_the_daily_post_cap_is_retryable_an_hour_later(server, platform):
         platform.publish(request())
 
     # Then it waits an hour (nothing was created, so trying later cannot post twice)
+    assert isinstance(raised.value, RateLimited)
     assert raised.value.retry_after == 3600
     assert "spam_risk_too_many_posts" in raised.value.message
+
+
+def test_a_post_failed_for_the_daily_cap_waits_without_spending_an_attempt(server, platform):
+    # Given TikTok accepts the init, then fails the post for the creator's daily cap
+    server.fail_reason = "spam_risk_too_many_posts"
+
+    # When it is published; Then it is a rate-limit wait of an hour, not a failed attempt
+    with pytest.raises(RateLimited, match="spam_risk_too_many_posts") as raised:
+        platform.publish(request())
+    assert raised.value.retry_after == 3600
 
 
 def test_error_envelope_on_http_200_is_an_error(server, platform):
@@ -475,18 +521,20 @@ def test_a_crash_after_init_continues_the_same_publish_id(server, platform):
     assert server.calls(CREATOR_INFO) and len(server.calls(CREATOR_INFO)) == 1
 
 
-def test_a_poll_timeout_is_transient_and_the_retry_continues_the_same_post(server, platform, clock):
+def test_a_poll_timeout_is_a_wait_and_the_retry_continues_the_same_post(server, platform, clock):
     # Given TikTok takes longer than the poll timeout (30 s at 5 s intervals)
     server.processing_polls = 10
     store = Checkpoints()
 
     # When the post is published
-    with pytest.raises(TransientError, match="still PROCESSING_DOWNLOAD"):
+    with pytest.raises(StillProcessing, match="still PROCESSING_DOWNLOAD") as raised:
         platform.publish(request(store=store))
 
-    # Then it polled within the timeout and kept the publish_id
+    # Then it polled within the timeout, kept the publish_id, and asks to wait (no attempt
+    # spent) at least 30 s
     assert sum(clock.sleeps) <= 30
     assert "publish_id" in store.saved
+    assert raised.value.retry_after == 30
 
     # When it is tried again (TikTok finishes meanwhile)
     server.processing_polls = 0
@@ -589,6 +637,14 @@ def test_lookup_without_checkpoint_is_none_when_checkpoints_are_kept(server, pla
     # When it is looked up / Then nothing went out, and TikTok was not even asked
     assert platform.lookup(request(store=Checkpoints())) is None
     assert server.requests == []
+
+
+def test_only_a_sent_init_may_have_made_the_post_public(platform):
+    # Given the checkpoints a TikTok target goes through
+    # When asked whether each may have made the post public; Then only a sent init may have
+    assert platform.may_be_public({}) is False
+    assert platform.may_be_public({"init": "sent", "media_type": "video"}) is True
+    assert platform.may_be_public({"publish_id": "v_pub_url~v2.1", "media_type": "video"}) is True
 
 
 def test_lookup_after_a_crash_between_init_and_its_answer_is_unsupported(server, platform):

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from herald_common.errors import NeedsAuth, PermanentError, TransientError
+from herald_common.errors import NeedsAuth, OutcomeUnknown, PermanentError, TransientError
 from herald_common.platforms.base import AccountRef, LookupUnsupported, PublishRequest
 from herald_common.platforms.x import XPlatform, XSettings, weighted_length
 from tests.platforms.fake_x import UNSUPPORTED_AUTH, FakeX, invalid_request, multipart
@@ -86,8 +86,10 @@ def b64(data: bytes) -> str:
 # -- publish --------------------------------------------------------------------------------
 
 
-def test_publish_text_creates_one_post(server, platform):
+def test_publish_text_creates_one_post(server, client):
     # Given an account that limits replies to people it follows
+    now = 1_900_000_000.0
+    platform = XPlatform(client, api_url=server.url, clock=lambda: now)
     checkpoints = Checkpoints()
     acc = account(reply_settings="following")
 
@@ -101,8 +103,20 @@ def test_publish_text_creates_one_post(server, platform):
     (call,) = server.calls("/2/tweets", "POST")
     assert call.headers["authorization"] == "Bearer good-token"
     assert call.json() == {"text": "Hello, X", "reply_settings": "following"}
-    # And the try said it was about to create, before it did
-    assert checkpoints.saved == [{"stage": "creating", "media_ids": [], "media_expires_at": None}]
+    # And the try said it was about to create, and when, before it did
+    assert checkpoints.saved == [
+        {"stage": "creating", "media_ids": [], "media_expires_at": None, "started_at": now}
+    ]
+
+
+def test_a_created_post_whose_answer_names_no_id_is_unknown(server, platform):
+    # Given X creates the post but answers 201 without `data.id`
+    server.create_body = {"data": {"text": "Hello, X"}}
+
+    # When publishing; Then the outcome is unknown (the post is live), not a retryable error
+    with pytest.raises(OutcomeUnknown, match="names no post id"):
+        platform.publish(request(account()))
+    assert len(server.posts) == 1
 
 
 def test_a_handle_that_is_no_username_gets_a_web_link(server, platform):
@@ -367,11 +381,12 @@ def test_invalid_settings_are_permanent(server, platform):
 
 
 def test_publishing_the_same_request_twice_makes_one_post(server, platform):
-    # Given a post already published once
-    first = platform.publish(request(account()))
+    # Given a post already published once by a try that kept its checkpoint
+    checkpoints = Checkpoints()
+    first = platform.publish(request(account(), checkpoints=checkpoints))
 
     # When the same request is published again (a retry after a lost answer)
-    second = platform.publish(request(account()))
+    second = platform.publish(request(account(), checkpoints=checkpoints))
 
     # Then X refused the duplicate and the adapter found the first post: one post, same id
     assert second.platform_post_id == first.platform_post_id
@@ -380,6 +395,56 @@ def test_publishing_the_same_request_twice_makes_one_post(server, platform):
     assert len(server.calls("/2/tweets", "POST")) == 2
     (timeline,) = server.calls(f"/2/users/{server.user['id']}/tweets", "GET")
     assert timeline.query["max_results"] == ["20"]
+    assert "created_at" in timeline.query["tweet.fields"][0]
+
+
+def test_a_duplicate_of_an_older_post_on_a_first_try_is_not_taken_for_it(server, platform):
+    # Given a recurring text posted yesterday by hand, and a new target with that text
+    older = server.add_post("Good morning!", created_at=server.clock() - 86_400)
+
+    # When the new target's first try is refused as a duplicate
+    with pytest.raises(PermanentError) as caught:
+        platform.publish(request(account(), text="Good morning!"))
+
+    # Then it fails naming the duplicate refusal; the older post is not claimed
+    assert "duplicate content" in caught.value.message
+    assert "no earlier try of this target sent it" in caught.value.message
+    assert older not in caught.value.message
+    assert server.calls(f"/2/users/{server.user['id']}/tweets") == []
+    assert list(server.posts) == [older]
+
+
+def test_a_duplicate_of_a_post_older_than_the_first_create_is_not_taken_for_it(server, client):
+    # Given a recurring text posted yesterday, and a first try whose create X refused with 503
+    now = [server.clock()]
+    platform = XPlatform(client, api_url=server.url, clock=lambda: now[0])
+    older = server.add_post("Good morning!", created_at=now[0] - 86_400)
+    checkpoints = Checkpoints()
+    server.fail_next(1, 503, {"title": "Service Unavailable", "status": 503}, path="/2/tweets")
+    with pytest.raises(TransientError):
+        platform.publish(request(account(), text="Good morning!", checkpoints=checkpoints))
+    assert checkpoints.current["started_at"] == now[0]
+
+    # When the retry (stage "creating") is refused as a duplicate a minute later
+    now[0] += 60
+    with pytest.raises(PermanentError) as caught:
+        platform.publish(request(account(), text="Good morning!", checkpoints=checkpoints))
+
+    # Then the older post is named but not taken for this one, and the first create time kept
+    assert f"https://x.com/alice/status/{older}" in caught.value.message
+    assert "older than this target's first try" in caught.value.message
+    assert checkpoints.current["started_at"] == now[0] - 60
+    assert list(server.posts) == [older]
+
+
+def test_a_creating_checkpoint_without_a_start_time_claims_no_post(server, platform):
+    # Given a "creating" checkpoint saved before start times were kept, and a matching post
+    platform.publish(request(account()))
+    checkpoints = Checkpoints({"stage": "creating", "media_ids": [], "media_expires_at": None})
+
+    # When the retry is refused as a duplicate; Then no post is claimed for it
+    with pytest.raises(PermanentError, match="kept no start time"):
+        platform.publish(request(account(), checkpoints=checkpoints))
 
 
 def test_a_lost_answer_then_a_retry_makes_exactly_one_post(server, platform):
@@ -417,12 +482,15 @@ def test_a_lost_answer_with_media_is_recognised_by_text_and_attachments(server, 
 
 
 def test_a_duplicate_x_refuses_but_cannot_be_found_is_permanent(server, platform):
-    # Given X refuses the text as a duplicate of a post the adapter cannot see
+    # Given a retry after a create, and X refusing the text as a duplicate it does not show
     server.always_duplicate = True
+    checkpoints = Checkpoints(
+        {"stage": "creating", "media_ids": [], "media_expires_at": None, "started_at": 1.0}
+    )
 
     # When publishing
     with pytest.raises(PermanentError) as caught:
-        platform.publish(request(account()))
+        platform.publish(request(account(), checkpoints=checkpoints))
 
     # Then the error says X refused it as a duplicate and none was found; nothing was posted
     assert "duplicate content" in caught.value.message
@@ -434,25 +502,54 @@ def test_a_same_text_post_with_other_media_is_not_taken_for_ours(server, platfor
     # Given a recent post with this text but an image, and X refusing ours as a duplicate
     platform.publish(request(account(), media=({"data": b64(PNG), "mime_type": "image/png"},)))
     server.always_duplicate = True
+    checkpoints = Checkpoints(
+        {"stage": "creating", "media_ids": [], "media_expires_at": None, "started_at": 1.0}
+    )
 
-    # When publishing the text alone; Then the image post is not taken for it
-    with pytest.raises(PermanentError, match="duplicate"):
-        platform.publish(request(account()))
+    # When retrying the text alone; Then the image post is not taken for it
+    with pytest.raises(PermanentError, match="none of the account's 20 newest posts"):
+        platform.publish(request(account(), checkpoints=checkpoints))
 
 
 def test_the_user_id_comes_from_settings_or_users_me_once(server, client):
-    # Given an account with no user id in settings or external_id
+    # Given an account with no user id in settings or external_id, and a post made
     platform = XPlatform(client, api_url=server.url)
-    platform.publish(request(account()))
+    checkpoints = Checkpoints()
+    platform.publish(request(account(), checkpoints=checkpoints))
 
-    # When two duplicates are resolved
-    platform.publish(request(account()))
-    platform.publish(request(account()))
+    # When two retries' duplicates are resolved
+    platform.publish(request(account(), checkpoints=checkpoints))
+    platform.publish(request(account(), checkpoints=checkpoints))
 
     # Then GET /2/users/me was asked once; with a user_id setting it is not asked at all
     assert len(server.calls("/2/users/me", "GET")) == 1
-    XPlatform(client, api_url=server.url).publish(request(account(user_id=server.user["id"])))
+    XPlatform(client, api_url=server.url).publish(
+        request(account(user_id=server.user["id"]), checkpoints=checkpoints)
+    )
     assert len(server.calls("/2/users/me", "GET")) == 1
+
+
+def test_users_me_without_an_id_is_retryable(server, platform):
+    # Given a retry refused as a duplicate, and GET /2/users/me answering without an id
+    platform.publish(request(account()))
+    server.fail_next(1, 200, {"data": {"name": "Alice"}}, path="/2/users/me")
+    checkpoints = Checkpoints(
+        {"stage": "creating", "media_ids": [], "media_expires_at": None, "started_at": 1.0}
+    )
+
+    # When publishing; Then it is worth another try, not a crash
+    with pytest.raises(TransientError, match="users/me"):
+        platform.publish(request(account(), checkpoints=checkpoints))
+
+
+def test_an_upload_answered_without_a_media_id_is_retryable(server, platform):
+    # Given X answers an image upload without `data.id`
+    server.fail_next(1, 200, {"data": {"size": 3}}, path="/2/media/upload")
+
+    # When publishing; Then the try may be repeated (nothing is visible), and nothing was posted
+    with pytest.raises(TransientError, match="without a media id"):
+        platform.publish(request(account(), media=({"data": b64(PNG), "mime_type": "image/png"},)))
+    assert server.posts == {}
 
 
 def test_a_failed_create_retried_reuses_the_uploaded_media(server, client):
@@ -480,7 +577,7 @@ def test_expired_media_in_the_checkpoint_is_uploaded_again(server, client):
     now = 1_900_000_000.0
     platform = XPlatform(client, api_url=server.url, clock=lambda: now)
     checkpoints = Checkpoints(
-        {"stage": "creating", "media_ids": ["123"], "media_expires_at": now + 60}
+        {"stage": "uploading", "media_ids": ["123"], "media_expires_at": now + 60}
     )
 
     # When publishing
@@ -495,6 +592,28 @@ def test_expired_media_in_the_checkpoint_is_uploaded_again(server, client):
     # Then the image was uploaded anew and the post uses the new id
     assert len(server.calls("/2/media/upload", "POST")) == 1
     assert server.posts[result.platform_post_id]["media_ids"] != ["123"]
+
+
+def test_a_re_upload_after_a_create_keeps_the_creating_stage(server, client):
+    # Given a try that sent the create at `start`, whose media X no longer keeps
+    start = 1_900_000_000.0
+    platform = XPlatform(client, api_url=server.url, clock=lambda: start + 7200)
+    checkpoints = Checkpoints(
+        {"stage": "creating", "media_ids": ["123"], "media_expires_at": start, "started_at": start}
+    )
+
+    # When tried again
+    platform.publish(
+        request(
+            account(),
+            media=({"data": b64(PNG), "mime_type": "image/png"},),
+            checkpoints=checkpoints,
+        )
+    )
+
+    # Then no save ever said the create was not sent, and the first create time was kept
+    assert [c["stage"] for c in checkpoints.saved] == ["creating", "creating"]
+    assert {c["started_at"] for c in checkpoints.saved} == {start}
 
 
 def test_a_try_that_may_not_change_the_target_does_not_post(server, platform):
@@ -518,9 +637,9 @@ def test_lookup_cannot_tell_after_a_create_may_have_gone_out(server, platform):
     # When looked up; Then the adapter leaves it to a person, and asked X nothing
     with pytest.raises(LookupUnsupported, match="person"):
         platform.lookup(request(account(), checkpoints=checkpoints))
-    with pytest.raises(LookupUnsupported):
-        platform.lookup(request(account()))  # no checkpoint: nothing is known
     assert server.requests == []
+    # And such a checkpoint may have made the post public
+    assert platform.may_be_public(checkpoints.current) is True
 
 
 def test_lookup_after_a_crash_before_the_create_is_none(server, platform):
@@ -530,6 +649,15 @@ def test_lookup_after_a_crash_before_the_create_is_none(server, platform):
     # When looked up; Then the post certainly did not go out
     assert platform.lookup(request(account(), checkpoints=checkpoints)) is None
     assert server.requests == []
+    assert platform.may_be_public(checkpoints.current) is False
+
+
+def test_lookup_without_a_checkpoint_is_none_without_asking(server, platform):
+    # Given a target whose try stopped before it saved anything (the stage precedes the create)
+    # When looked up; Then nothing was sent, and X was not asked
+    assert platform.lookup(request(account())) is None
+    assert server.requests == []
+    assert platform.may_be_public({}) is False
 
 
 # -- validate -------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ What the documentation says, and how it is used
 * Errors and rate limits: Graph error bodies and usage headers, see meta.py. Code 506
   ("Duplicate Post: duplicate posts cannot be published consecutively",
   https://developers.facebook.com/docs/graph-api/guides/error-handling) on the final post of a
-  retry is read as "the earlier try went out" when exactly one recent post matches.
+  retry (an earlier try of this target started the final call) is read as "the earlier try
+  went out" when exactly one recent post matches; on a first try it is a PermanentError (the
+  post in the way is an older one, not this target's).
 * Rate limits: Page-token requests are under Business Use Case limits; there is no documented
   per-Page posting quota, so `pacing` is empty.
 
@@ -38,13 +40,19 @@ A retry that finds `post_id` returns it. One that finds `final_started` without 
 not know whether the post went out (a crash or lost answer during that call): it reads the
 Page's recent posts first (`GET /{page-id}/published_posts`, `lookup_limit` of them, created
 since the try began) and takes the one whose message equals the post's; if none matches it
-posts, if several match it raises a PermanentError so a person decides.
+posts, if several match (or the post has no text to match) it raises OutcomeUnknown so a
+person decides. A video is the exception: /videos is processed asynchronously, so a video
+post whose answer was lost is not in /published_posts yet, and not finding it proves nothing:
+a retry raises OutcomeUnknown without posting again. `may_be_public` is True once
+`final_started` (or `post_id`) is saved. A success answer without the post's id → OutcomeUnknown
+(the post may be live); an unpublished photo upload answered without its id → TransientError
+(it is invisible, and the next try uploads it again).
 
 lookup
 ------
 Only reads: `post_id` saved → found; nothing saved, or only uploaded photos → None (the public
 call was never made); `final_started` → the recent-posts match above: one → found, none → None,
-several, or a post without text → LookupUnsupported.
+several, or a post without text → LookupUnsupported; a video → LookupUnsupported.
 
 What the documentation leaves unclear
 -------------------------------------
@@ -71,7 +79,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from herald_common.errors import PermanentError, PlatformError
+from herald_common.errors import OutcomeUnknown, PermanentError, PlatformError, TransientError
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
@@ -213,11 +221,19 @@ class FacebookPlatform(Platform):
         state: dict[str, Any] = dict(request.checkpoint)
         if state.get("post_id"):
             return PublishResult(str(state["post_id"]), url=state.get("url"))
-        if state.get("final_started"):
+        # An earlier try of this target started the call that makes the post public.
+        sent_before = bool(state.get("final_started"))
+        if sent_before and _is_video(request):
+            raise OutcomeUnknown(
+                "facebook: an earlier try sent this video and its answer was lost; Facebook "
+                "processes videos before they are listed, so whether it was posted cannot be "
+                "told yet, and it is not sent again: check the Page"
+            )
+        if sent_before:
             try:
                 found = self._find(graph, page, request.text, state.get("started_at"))
             except _Ambiguous as exc:
-                raise PermanentError(
+                raise OutcomeUnknown(
                     f"facebook: an earlier try may have posted this already and {exc}; it is "
                     "not sent again: check the Page"
                 ) from None
@@ -254,6 +270,13 @@ class FacebookPlatform(Platform):
             details = error_details(exc)
             if details is None or details.code != DUPLICATE_POST:
                 raise
+            if not sent_before:
+                # No earlier try of this target made the call: the post in the way is older.
+                raise PermanentError(
+                    f"{exc.message}: the Page's previous post has this text, and no earlier "
+                    "try of this target sent it, so it is not this one",
+                    http_status=exc.http_status,
+                ) from exc
             try:
                 found = self._find(graph, page, request.text, state.get("started_at"))
             except _Ambiguous:
@@ -261,7 +284,13 @@ class FacebookPlatform(Platform):
             if found is None:
                 raise
             return self._done(request, state, found)
-        post_id = str(body.get("post_id") or body["id"])
+        answered = body.get("post_id") or body.get("id")
+        if not isinstance(answered, str | int) or isinstance(answered, bool) or answered == "":
+            raise OutcomeUnknown(
+                f"facebook: Facebook accepted the {edge} call but answered without the post's "
+                "id; the post may be live, so it is not sent again: check the Page"
+            )
+        post_id = str(answered)
         url = self._permalink(graph, post_id)
         return self._done(request, state, PublishResult(post_id, url=url, http_status=200))
 
@@ -276,10 +305,20 @@ class FacebookPlatform(Platform):
         photo_ids = [str(p) for p in state.get("photo_ids") or ()][: len(media)]
         for item in media[len(photo_ids) :]:
             body = graph.post(f"{page}/photos", {"url": _url(item), "published": "false"})
-            photo_ids.append(str(body["id"]))
+            photo_id = body.get("id")
+            if not isinstance(photo_id, str | int) or isinstance(photo_id, bool) or photo_id == "":
+                raise TransientError(
+                    "facebook: Facebook took an unpublished photo but answered without its id; "
+                    "trying again (an unpublished photo is not visible)"
+                )
+            photo_ids.append(str(photo_id))
             state["photo_ids"] = list(photo_ids)
             request.save_checkpoint(dict(state))
         return photo_ids
+
+    def may_be_public(self, checkpoint: Mapping[str, Any]) -> bool:
+        """Uploaded unpublished photos are invisible; once the final call started, it may not be."""
+        return bool(checkpoint.get("final_started") or checkpoint.get("post_id"))
 
     def _done(
         self, request: PublishRequest, state: dict[str, Any], result: PublishResult
@@ -310,6 +349,12 @@ class FacebookPlatform(Platform):
         if not state.get("final_started"):
             # The state is saved before the call that makes a post public: it was never made.
             return None
+        if _is_video(request):
+            raise LookupUnsupported(
+                "facebook: the video's call was sent, and a video is not listed until Facebook "
+                "has processed it, so not finding it proves nothing; a person should check the "
+                "Page"
+            )
         settings = account_settings(FacebookSettings, self.name, request.account)
         graph = self._session(request.account)
         try:
@@ -350,6 +395,11 @@ class FacebookPlatform(Platform):
 
     def _session(self, account: AccountRef) -> GraphSession:
         return GraphSession(self._client, self.name, self._base, access_token(self.name, account))
+
+
+def _is_video(request: PublishRequest) -> bool:
+    """Whether the post is a video (published through /videos)."""
+    return bool(request.media) and media_kind(request.media[0]) == "video"
 
 
 def _url(item: Mapping[str, Any]) -> str:

@@ -28,7 +28,7 @@ What the documentation says, and how it is used
   ID, then you can get the container's publishing status" — the basis of the checkpoint flow in
   herald_common.platforms.meta (container id saved right after it is created; a retry or
   `lookup` reads its status: PUBLISHED → success, FINISHED → publish it, EXPIRED/ERROR → start
-  again / None).
+  again / None, any other status → OutcomeUnknown; `may_be_public` once a container is saved).
 * Publishing limit: "Instagram accounts are limited to 100 API-published posts within a 24-hour
   moving period. Carousels count as a single post" (content publishing guide), while the
   reference (https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-user/content_publishing_limit)

@@ -56,17 +56,21 @@ What the documentation says, and how it is used
 Duplicates, retries and lookup (reconciliation)
 ------------------------------------------------
 LinkedIn has no idempotency key for POST /rest/posts. It refuses the same content again with
-422 (or 400) DUPLICATE_POST, "Content is a duplicate of urn:li:share:…". `publish` takes a
-refusal that names a post URN as the earlier success it is (a retry after a lost answer);
-one that names none is a PermanentError.
+422 (or 400) DUPLICATE_POST, "Content is a duplicate of urn:li:share:…". That refusal may be
+caused by an older post with the same text (a recurring "Good morning!"), so `publish` takes
+the post it names as this target's earlier success (a retry after a lost answer) only when an
+earlier try of this target sent the create (the checkpoint's stage was "creating" on entry);
+otherwise, or when the refusal names no URN, it is a PermanentError naming the duplicate. A
+201 without the post URN is OutcomeUnknown: the post is live, but which one it is is unknown.
 
 `save_checkpoint` gets {"stage": "uploading", "images": [...]} once the images are uploaded
 and {"stage": "creating", "images": [...]} just before POST /rest/posts. A retry reuses the
-uploaded image URNs instead of uploading again, and a `save_checkpoint` that raises stops the
-try before it posts.
+uploaded image URNs instead of uploading again (a re-upload after a "creating" try keeps that
+stage), and a `save_checkpoint` that raises stops the try before it posts. `may_be_public` is
+True only for the "creating" stage.
 
-`lookup` only reads: with the checkpoint at "uploading" the post was never sent (None).
-Otherwise it lists the author's newest posts (GET /rest/posts?q=author&author=<urn>,
+`lookup` only reads: with no checkpoint or a stage other than "creating" the post was never
+sent (None, without asking LinkedIn). Otherwise it lists the author's newest posts (GET /rest/posts?q=author&author=<urn>,
 `X-RestLi-Method: FINDER`, sortBy LAST_MODIFIED) and compares their commentary (little text
 undone, hashtag templates read back as #tag, whitespace collapsed) and image count with the
 request's: exactly one match → that post; none → None (a post LinkedIn still has would also
@@ -104,6 +108,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from herald_common.errors import (
     NeedsAuth,
+    OutcomeUnknown,
     PermanentError,
     PlatformError,
     RateLimited,
@@ -137,6 +142,7 @@ _HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\?[#＃]\|([^}]*)\}")
 _UNESCAPE = re.compile(r"\\([\\|{}@\[\]()<>#*_~])")
 _DUPLICATE_URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
 _SPACE = re.compile(r"\s+")
+CREATING = "creating"
 
 
 class LinkedInSettings(BaseModel):
@@ -321,10 +327,16 @@ class LinkedInPlatform(Platform):
 
     # -- publish ----------------------------------------------------------------------------
 
+    def may_be_public(self, checkpoint: Mapping[str, Any]) -> bool:
+        """Only a try that reached POST /rest/posts ("creating") may have posted."""
+        return checkpoint.get("stage") == CREATING
+
     def publish(self, request: PublishRequest) -> PublishResult:
         settings = self._settings(request.account)
         headers = self._headers(request.account)
-        images = self._images(request, settings, headers)
+        # Only an earlier try that left the "creating" stage may have made a post.
+        sent_before = request.checkpoint.get("stage") == CREATING
+        images = self._images(request, settings, headers, CREATING if sent_before else "uploading")
         body: dict[str, Any] = {
             "author": settings.author,
             "commentary": escape_commentary(request.text),
@@ -342,20 +354,30 @@ class LinkedInPlatform(Platform):
             body["content"] = content
         # Before the step that makes the post visible: a try that may no longer change this
         # target stops here (save_checkpoint raises), and lookup knows a create may be out.
-        request.save_checkpoint({"stage": "creating", "images": images})
+        request.save_checkpoint({"stage": CREATING, "images": images})
         response = self._send("POST", "/rest/posts", headers=headers, json=body)
         if response.status_code in (200, 201):
             urn = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id")
             if not urn:
-                raise PermanentError(
-                    "linkedin: the post was accepted but LinkedIn named no post URN",
+                raise OutcomeUnknown(
+                    f"linkedin: the post was accepted (HTTP {response.status_code}) but LinkedIn "
+                    "named no post URN; it is live, so it is not sent again: check the account",
                     http_status=response.status_code,
                 )
             return self._result(urn, response.status_code)
         duplicate_of = self._duplicate_of(response)
-        if duplicate_of is not None:
-            # The same content is already on LinkedIn: an earlier try of this target made it.
+        if duplicate_of is not None and sent_before:
+            # An earlier try of this target sent this content: the post named is what it made.
             return self._result(duplicate_of, response.status_code)
+        if duplicate_of is not None:
+            message, code = _error_parts(response)
+            raise PermanentError(
+                f"linkedin: {message}{f' [{code}]' if code else ''} (HTTP "
+                f"{response.status_code}): the earlier post {duplicate_of} has this content, and "
+                "no earlier try of this target sent it, so it is not this one; change the text "
+                "or delete the older post",
+                http_status=response.status_code,
+            )
         raise self._error(response)
 
     @staticmethod
@@ -395,8 +417,17 @@ class LinkedInPlatform(Platform):
     # -- images -----------------------------------------------------------------------------
 
     def _images(
-        self, request: PublishRequest, settings: LinkedInSettings, headers: dict[str, str]
+        self,
+        request: PublishRequest,
+        settings: LinkedInSettings,
+        headers: dict[str, str],
+        stage: str,
     ) -> list[str]:
+        """The image URNs to post with: the saved ones, else new uploads saved under `stage`.
+
+        `stage` stays "creating" after a try that sent the create, so that a re-upload never
+        makes the checkpoint say no create was sent.
+        """
         if not request.media:
             return []
         saved = request.checkpoint.get("images")
@@ -410,7 +441,7 @@ class LinkedInPlatform(Platform):
             self._upload(settings.author, headers, item, number)
             for number, item in enumerate(request.media, start=1)
         ]
-        request.save_checkpoint({"stage": "uploading", "images": images})
+        request.save_checkpoint({"stage": stage, "images": images})
         return images
 
     def _upload(
@@ -431,8 +462,19 @@ class LinkedInPlatform(Platform):
         )
         if response.status_code != 200:
             raise self._error(response)
-        value = response.json()["value"]
-        urn, upload_url = str(value["image"]), str(value["uploadUrl"])
+        body = _json(response)
+        value = body.get("value") if isinstance(body, Mapping) else None
+        if not (
+            isinstance(value, Mapping)
+            and isinstance(value.get("image"), str)
+            and isinstance(value.get("uploadUrl"), str)
+        ):
+            raise TransientError(
+                f"linkedin: initializeUpload answered (HTTP {response.status_code}) without the "
+                "image URN and upload URL; trying again later",
+                http_status=response.status_code,
+            )
+        urn, upload_url = value["image"], value["uploadUrl"]
         upload_headers = {"Authorization": headers["Authorization"]}
         if mime:
             upload_headers["Content-Type"] = mime
@@ -451,7 +493,8 @@ class LinkedInPlatform(Platform):
             response = self._send("GET", f"/rest/images/{quote(urn, safe='')}", headers=headers)
             if response.status_code != 200:
                 raise self._error(response)
-            status = response.json().get("status")
+            body = _json(response)
+            status = body.get("status") if isinstance(body, Mapping) else None
             if status == "AVAILABLE":
                 return
             if status == "PROCESSING_FAILED":
@@ -465,8 +508,8 @@ class LinkedInPlatform(Platform):
     # -- lookup -----------------------------------------------------------------------------
 
     def lookup(self, request: PublishRequest) -> PublishResult | None:
-        if request.checkpoint.get("stage") == "uploading":
-            return None  # images were uploaded, but POST /rest/posts was never sent
+        if request.checkpoint.get("stage") != CREATING:
+            return None  # the stage is saved before POST /rest/posts: it was never sent
         settings = self._settings(request.account)
         headers = self._headers(request.account)
         query = (
@@ -486,10 +529,14 @@ class LinkedInPlatform(Platform):
         if response.status_code != 200:
             raise self._error(response)
         wanted = _comparable(request.text)
+        body = _json(response)
+        elements = body.get("elements") if isinstance(body, Mapping) else None
         matches = [
             post
-            for post in (_json(response) or {}).get("elements") or ()
-            if post.get("lifecycleState", "PUBLISHED") == "PUBLISHED"
+            for post in (elements if isinstance(elements, list) else ())
+            if isinstance(post, Mapping)
+            and isinstance(post.get("id"), str)
+            and post.get("lifecycleState", "PUBLISHED") == "PUBLISHED"
             and _comparable(plain_commentary(str(post.get("commentary") or ""))) == wanted
             and _image_count(post) == len(request.media)
         ]

@@ -57,12 +57,19 @@ Graph has no idempotency key, so `ContainerPlatform.publish` relies on the check
 1. checkpoint has `media_id` → the post went out on an earlier try: return it.
 2. checkpoint has `container_id` → read its status: PUBLISHED → the post went out (find its media
    id, below); FINISHED / IN_PROGRESS → wait for it and publish *that* container; ERROR /
-   EXPIRED → it never went out: start again.
+   EXPIRED → it never went out: start again. Any other status (empty, or one Graph does not
+   document) → OutcomeUnknown: whether it was published cannot be told, so a person decides.
 3. otherwise create the container (carousel children first) and save `{"container_id",
    "created_at"}` *before* anything can publish it;
-4. wait for FINISHED (`poll_interval`, `poll_timeout`; a timeout is a TransientError and the
-   next try carries on with the same container), check the publishing quota, publish, and save
-   `media_id` as soon as Graph answers (then `permalink`, read best effort).
+4. wait for FINISHED (`poll_interval`, `poll_timeout`; a timeout is StillProcessing, a wait that
+   spends no attempt, and the next try carries on with the same container; a carousel item
+   that times out is a TransientError, since items are not saved and the next try makes new
+   ones), check the publishing quota, publish, and save `media_id` as soon as Graph answers
+   (then `permalink`, read best effort).
+
+A success answer without the expected id: creating a container (nothing visible) → a
+TransientError; the publish call → OutcomeUnknown (the post may be live). `may_be_public` is
+True once a container id (or media id) is saved: the publish call may have been sent.
 
 A crash at any point after step 3 — including one where Graph published the container but its
 answer never arrived — leaves the container id behind, and the next try or `lookup` reads the
@@ -82,7 +89,7 @@ What the documentation leaves unclear
   it knowingly (it reads the status first); when a publish is refused with a permanent error,
   the container's status is read again and PUBLISHED counts as success.
 * Whether a container can still be read long after it was published; if the saved container
-  cannot be read at all, `publish` raises a PermanentError (a person checks the account) and
+  cannot be read at all, `publish` raises OutcomeUnknown (a person checks the account) and
   `lookup` raises LookupUnsupported, rather than risk a second post.
 * How long to wait once the publishing quota is used up: the window moves, and nothing says when
   the oldest publish leaves it. `quota_retry_after` (default one hour) is used.
@@ -107,9 +114,11 @@ from pydantic import BaseModel, ValidationError
 
 from herald_common.errors import (
     NeedsAuth,
+    OutcomeUnknown,
     PermanentError,
     PlatformError,
     RateLimited,
+    StillProcessing,
     TransientError,
 )
 from herald_common.platforms.base import (
@@ -442,6 +451,9 @@ def parse_time(value: Any) -> float | None:
 #: How far a platform's timestamps may lag Herald's clock when matching posts to a try.
 CLOCK_SLACK_SECONDS = 600.0
 
+#: The least a try waits before looking again at a container still processing at its timeout.
+STILL_PROCESSING_WAIT = 30.0
+
 
 # -- the container flow (Instagram, Threads) ------------------------------------------------
 
@@ -517,6 +529,10 @@ class ContainerPlatform(Platform):
 
     # -- publish ----------------------------------------------------------------------------
 
+    def may_be_public(self, checkpoint: Mapping[str, Any]) -> bool:
+        """Once a container is saved its publish may have been sent; before, nothing is out."""
+        return bool(checkpoint.get("container_id") or checkpoint.get("media_id"))
+
     def publish(self, request: PublishRequest) -> PublishResult:
         graph, owner = self._session(request.account)
         state: dict[str, Any] = dict(request.checkpoint)
@@ -528,9 +544,16 @@ class ContainerPlatform(Platform):
             status, _ = self._saved_status(graph, container, for_lookup=False)
             if status == IN_PROGRESS:
                 status = self._await_finished(graph, container)
-            elif status not in (FINISHED, PUBLISHED):
+            elif status in (ERROR, EXPIRED):
+                # Never published (it failed, or expired unpublished): a new one is safe.
                 log.info("%s: container %s is %s; making a new one", self.name, container, status)
                 container, state = "", {}
+            elif status not in (FINISHED, PUBLISHED):
+                raise OutcomeUnknown(
+                    f"{self.name}: the container {container} of an earlier try is "
+                    f"{status or 'without a status'}; whether it was published cannot be told, "
+                    "so it is not sent again: check the account"
+                )
         if not container:
             container = self._create(graph, owner, request)
             state = {"container_id": container, "created_at": self._clock()}
@@ -554,16 +577,30 @@ class ContainerPlatform(Platform):
         spec = self._containers(request)
         children: list[str] = []
         for params in spec.children:
-            child = str(graph.post(f"{owner}/{self.create_edge}", params)["id"])
+            child = self._new_container(graph, owner, params, "a carousel item")
             children.append(child)
         for child in children:
-            # A carousel is built from finished items (both APIs say so for videos).
-            if self._await_finished(graph, child) != FINISHED:
+            # A carousel is built from finished items (both APIs say so for videos). Items are
+            # not saved: one still processing at the timeout is made anew by the next try.
+            if self._await_finished(graph, child, saved=False) != FINISHED:
                 raise PermanentError(f"{self.name}: carousel item {child} was not usable")
         parent = dict(spec.parent)
         if children:
             parent["children"] = ",".join(children)
-        return str(graph.post(f"{owner}/{self.create_edge}", parent)["id"])
+        return self._new_container(graph, owner, parent, "the container")
+
+    def _new_container(
+        self, graph: GraphSession, owner: str, params: Mapping[str, str], what: str
+    ) -> str:
+        """Create one container; an answer without its id is worth another try (a container
+        nobody publishes stays invisible and expires)."""
+        body = graph.post(f"{owner}/{self.create_edge}", params)
+        container = _id_of(body)
+        if container is None:
+            raise TransientError(
+                f"{self.name}: Graph created {what} but answered without its id; trying again"
+            )
+        return container
 
     def _status(self, graph: GraphSession, container: str) -> tuple[str, str]:
         body = graph.get(container, fields=f"{self.status_field},{self.detail_field}")
@@ -584,12 +621,16 @@ class ContainerPlatform(Platform):
             )
             if for_lookup:
                 raise LookupUnsupported(reason) from exc
-            raise PermanentError(
+            raise OutcomeUnknown(
                 reason + ", so it is not sent again: check the account", http_status=exc.http_status
             ) from exc
 
-    def _await_finished(self, graph: GraphSession, container: str) -> str:
-        """Wait until the container is FINISHED (or already PUBLISHED); ERROR/EXPIRED raise."""
+    def _await_finished(self, graph: GraphSession, container: str, *, saved: bool = True) -> str:
+        """Wait until the container is FINISHED (or already PUBLISHED); ERROR/EXPIRED raise.
+
+        Still not finished at the timeout: StillProcessing when the container is `saved` (the
+        next try carries on with it, spending no attempt), else a TransientError.
+        """
         deadline = self._monotonic() + self._poll_timeout
         while True:
             status, detail = self._status(graph, container)
@@ -606,9 +647,15 @@ class ContainerPlatform(Platform):
                     "the next try makes a new one"
                 )
             if self._monotonic() >= deadline:
-                raise TransientError(
+                if not saved:
+                    raise TransientError(
+                        f"{self.name}: carousel item {container} was still "
+                        f"{status or 'unknown'} after {self._poll_timeout:g} s"
+                    )
+                raise StillProcessing(
                     f"{self.name}: container {container} was still {status or 'unknown'} after "
-                    f"{self._poll_timeout:g} s; the next try carries on with it"
+                    f"{self._poll_timeout:g} s; the next try carries on with it",
+                    retry_after=max(self._poll_interval, STILL_PROCESSING_WAIT),
                 )
             self._sleep(self._poll_interval)
 
@@ -651,7 +698,13 @@ class ContainerPlatform(Platform):
             if status == PUBLISHED:
                 return self._published(graph, owner, request, state, container)
             raise
-        media_id = str(body["id"])
+        media_id = _id_of(body)
+        if media_id is None:
+            raise OutcomeUnknown(
+                f"{self.name}: Graph accepted the publish of container {container} but answered "
+                "without the media id; the post may be live, so it is not sent again: check the "
+                "account"
+            )
         state = {**state, "media_id": media_id}
         request.save_checkpoint(dict(state))
         permalink = self._permalink(graph, media_id)
@@ -734,6 +787,14 @@ class ContainerPlatform(Platform):
         if status == PUBLISHED:
             return self._published(graph, owner, request, state, str(container), save=False)
         return None
+
+
+def _id_of(body: Mapping[str, Any]) -> str | None:
+    """The `id` of a Graph answer, None when it has none."""
+    value = body.get("id")
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
 
 
 def _items(data: Any) -> Iterable[Mapping[str, Any]]:

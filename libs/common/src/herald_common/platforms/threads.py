@@ -33,7 +33,7 @@ What the documentation says, and how it is used
   a Media ID → ... get the container's publishing status". This is the checkpoint flow in
   herald_common.platforms.meta: the container id is saved right after creation, and a retry or
   `lookup` reads its status (PUBLISHED → success, FINISHED → publish it, EXPIRED/ERROR → start
-  again / None).
+  again / None, any other status → OutcomeUnknown; `may_be_public` once a container is saved).
 * Publishing limit (https://developers.facebook.com/docs/threads/overview#rate-limiting):
   "Threads profiles are limited to 250 API-published posts within a 24-hour moving period.
   Carousels count as a single post." → `pacing` of 250 per account per 24 h; before every

@@ -50,18 +50,19 @@ What the documentation says, and how it is used
   FAILED, `fail_reason`, `publicaly_available_post_id` (TikTok's spelling; a list of ids, given
   only once a public post passed moderation). "A time limit is not guaranteed": moderation
   "usually finishes within one minute", "in some cases ... a few hours". `publish` polls with
-  an injectable sleep every `poll_interval` seconds until `poll_timeout`, then raises a
-  TransientError; the retry continues from the checkpoint.
+  an injectable sleep every `poll_interval` seconds until `poll_timeout`, then raises
+  StillProcessing (a wait that spends no attempt, `retry_after` the poll interval but at least
+  STILL_PROCESSING_WAIT); the retry continues from the checkpoint.
 * FAILED: `internal` (TikTok's own failure) and `video_pull_failed` / `photo_pull_failed` (TikTok
   could not fetch the media, often a passing outage of the media host) are TransientErrors;
-  `spam_risk_too_many_posts` a TransientError an hour out; `auth_removed` NeedsAuth; every other
+  `spam_risk_too_many_posts` RateLimited an hour out; `auth_removed` NeedsAuth; every other
   reason (file_format_check_failed, duration_check_failed, frame_rate_check_failed,
   picture_size_check_failed, spam_risk_text, spam_risk, publish_cancelled, ...) a
   PermanentError naming the reason.
 * Rate limits (https://developers.tiktok.com/doc/tiktok-api-v2-rate-limit): "a one minute sliding
   window"; over it, HTTP 429 with rate_limit_exceeded. No reset header is documented, so
   `retry_after` is Retry-After when sent, else 60 s. The daily caps (spam_risk_too_many_posts,
-  reached_active_user_cap) reset within a day: TransientError with retry_after one hour.
+  reached_active_user_cap) reset within a day: RateLimited with retry_after one hour.
 * Direct Post limits (https://developers.tiktok.com/doc/content-sharing-guidelines): the cap is
   "around 15 posts per day" per creator account, shared by every app that posts for it;
   unaudited clients post SELF_ONLY to private accounts only, at most 5 users a day. Branded
@@ -71,13 +72,16 @@ Never two posts for one target (the checkpoint)
 -----------------------------------------------
 init is the only call that creates anything. Before it, `publish` saves the checkpoint
 {"init": "sent"}; when init answers with a publish_id, it saves {"publish_id", "media_type"}
-at once; when TikTok answers with an error (nothing was created), or the connection could not
-even be opened, it clears the checkpoint. A try that finds a publish_id fetches its status
-first and continues polling it; it starts a new post only when that one FAILED. An init whose
-answer was lost (timed out or cut after the request was sent, or unreadable) leaves {"init":
-"sent"} and raises OutcomeUnknown (the target becomes `unknown`) asking a person to check the
-account: TikTok may have created the post. A later `publish` that still finds that marker is a
-person's retry (Herald never retries such a target on its own), so it posts again.
+at once; when TikTok answers with an error envelope under a 2xx or 4xx status (other than 408:
+TikTok itself refused, so nothing was created), or the connection could not even be opened,
+it clears the checkpoint. A try that finds a publish_id fetches its status first and continues
+polling it; it starts a new post only when that one FAILED. An init whose answer was lost
+(timed out or cut after the request was sent, unreadable, or a 5xx / 408 / 4xx without
+TikTok's error envelope, which a gateway may send after TikTok accepted the request) leaves
+{"init": "sent"} and raises OutcomeUnknown (the target becomes `unknown`) asking a person to
+check the account: TikTok may have created the post. A later `publish` that still finds that
+marker is a person's retry (Herald never retries such a target on its own), so it posts again.
+`may_be_public` is True while the marker or a publish_id is saved.
 
 lookup (reconciliation)
 -----------------------
@@ -119,6 +123,7 @@ from herald_common.errors import (
     PermanentError,
     PlatformError,
     RateLimited,
+    StillProcessing,
     TransientError,
 )
 from herald_common.platforms.base import (
@@ -163,6 +168,8 @@ INIT_SENT = "sent"
 
 RATE_LIMIT_WAIT = 60.0  # the documented window is one minute, sliding
 DAILY_CAP_WAIT = 3600.0
+#: The least a try waits to look again at a post still processing after its poll timeout.
+STILL_PROCESSING_WAIT = 30.0
 _AUTH_CODES = frozenset({"access_token_invalid", "scope_not_authorized", "scope_permission_missed"})
 _DAILY_CAP_CODES = frozenset({"spam_risk_too_many_posts", "reached_active_user_cap"})
 _TRANSIENT_FAIL_REASONS = frozenset({"internal", "video_pull_failed", "photo_pull_failed"})
@@ -414,6 +421,13 @@ class TikTokPlatform(Platform):
 
     # -- publish ----------------------------------------------------------------------------
 
+    def may_be_public(self, checkpoint: Mapping[str, Any]) -> bool:
+        """Whether an init went out: its marker (answer unknown) or its publish_id is saved."""
+        publish_id = checkpoint.get("publish_id")
+        return checkpoint.get("init") == INIT_SENT or bool(
+            isinstance(publish_id, str) and publish_id
+        )
+
     def publish(self, request: PublishRequest) -> PublishResult:
         account = request.account
         token = self._token(account)
@@ -535,10 +549,19 @@ class TikTokPlatform(Platform):
         if response.is_success and code == "ok" and isinstance(publish_id, str) and publish_id:
             request.save_checkpoint({"publish_id": publish_id, "media_type": media_type})
             return publish_id
-        if response.is_success and code in (None, "ok"):
-            # A 2xx whose meaning cannot be read: a post may exist.
-            raise self._unanswered(f"an unreadable answer (HTTP {response.status_code})")
-        # TikTok answered with an error: it created nothing.
+        status = response.status_code
+        if code in (None, "ok") or status >= 500 or status == 408:
+            # A 2xx whose meaning cannot be read, a server or gateway error (which may come
+            # after TikTok accepted the request), or an answer without TikTok's error envelope:
+            # a post may exist.
+            if response.is_success:
+                what = f"an unreadable answer (HTTP {status})"
+            elif status >= 500 or status == 408:
+                what = f"HTTP {status}" + (f" {code}" if code else "") + ", a server error"
+            else:
+                what = f"HTTP {status} without TikTok's error envelope"
+            raise self._unanswered(what)
+        # TikTok itself answered with an error (2xx or 4xx with its envelope): nothing created.
         request.save_checkpoint({})
         raise self._error(response, envelope)
 
@@ -568,9 +591,12 @@ class TikTokPlatform(Platform):
             if status == FAILED:
                 raise self._failure(publish_id, data)
             if self._monotonic() + self._poll_interval > deadline:
-                raise TransientError(
+                # TikTok accepted the post and is still on it: a wait, not a failed attempt.
+                raise StillProcessing(
                     f"tiktok: post {publish_id} was still {status or 'processing'} after "
                     f"{self._poll_timeout:g} s; the next try continues it",
+                    http_status=200,
+                    retry_after=max(self._poll_interval, STILL_PROCESSING_WAIT),
                 )
             self._sleep(self._poll_interval)
             data = None
@@ -597,7 +623,7 @@ class TikTokPlatform(Platform):
         if reason in _TRANSIENT_FAIL_REASONS:
             return TransientError(message, http_status=200)
         if reason == "spam_risk_too_many_posts":
-            return TransientError(
+            return RateLimited(
                 message + " (the creator's daily post cap)",
                 http_status=200,
                 retry_after=DAILY_CAP_WAIT,

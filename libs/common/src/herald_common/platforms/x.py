@@ -56,24 +56,34 @@ Duplicates, retries and lookup (reconciliation)
 ------------------------------------------------
 X has no idempotency key: a POST /2/tweets whose answer was lost (timeout, 5xx after the
 write) may have posted. X refuses the same text again with 403 {"detail": "You are not
-allowed to create a Tweet with duplicate content."}. `publish` treats that as a possible
-earlier success: it reads the account's newest posts (GET /2/users/me, then GET
-/2/users/:id/tweets with entities) and compares text (t.co links expanded from the URL
-entities, the trailing media link dropped, HTML entities decoded, every URL masked because
-X rewrites them, whitespace collapsed) and the number of attachments. A match → success with
-that post (the newest one if several match: X only refuses text that blocks a new post, so the
-newest copy is the one in the way); none → PermanentError saying so.
+allowed to create a Tweet with duplicate content."}. That refusal may just as well be caused
+by an older post with the same text (a recurring "Good morning!"), so `publish` takes it as an
+earlier success only when an earlier try of this target sent the create (the checkpoint's
+stage was "creating" on entry). Then it reads the account's newest posts (GET /2/users/me,
+then GET /2/users/:id/tweets with entities and created_at) and compares text (t.co links
+expanded from the URL entities, the trailing media link dropped, HTML entities decoded, every
+URL masked because X rewrites them, whitespace collapsed) and the number of attachments,
+keeping only posts created no earlier than that first create was sent (`started_at`, less
+CLOCK_SLACK_SECONDS: X's created_at has whole seconds). A match → success with that post (the
+newest one if several match: X only refuses text that blocks a new post, so the newest copy
+is the one in the way); none → PermanentError naming the duplicate. Without such an earlier
+try the refusal is a PermanentError at once: the post in the way is not this target's.
 
 `save_checkpoint` is called with {"stage": "uploading", "media_ids", "media_expires_at"} once
-media is uploaded and {"stage": "creating", ...} just before POST /2/tweets. A retry reuses the
+media is uploaded and {"stage": "creating", ..., "started_at"} just before POST /2/tweets
+(`started_at`, epoch seconds, is kept from the first try that sent it). A retry reuses the
 uploaded media ids while X still keeps them (`expires_after_secs`, with a 10-minute margin)
-instead of uploading again, and a `save_checkpoint` that raises stops the try before it posts.
+instead of uploading again (a re-upload after a "creating" try keeps that stage and its
+`started_at`), and a `save_checkpoint` that raises stops the try before it posts. A 2xx
+answer to POST /2/tweets without a post id → OutcomeUnknown (the post may be live); an
+unreadable answer to a call that makes nothing visible (media, users/me) → TransientError.
 
-`lookup` only reads. X offers no way to find a post by a key of ours, and reading recent posts
-by text cannot tell our post from an identical one made by hand or from an older copy, which
-is not reliable enough to settle a crashed publish automatically. So `lookup` returns None
-only when the checkpoint proves POST /2/tweets was never sent (stage "uploading"), and raises
-LookupUnsupported otherwise, so that the target becomes `unknown` for a person to resolve.
+`lookup` only reads. With no checkpoint, or a stage other than "creating", POST /2/tweets was
+never sent: None, without asking X. After "creating", X offers no way to find a post by a key
+of ours, and reading recent posts by text cannot tell our post from an identical one made by
+hand or from an older copy, which is not reliable enough to settle a crashed publish
+automatically: LookupUnsupported, so that the target becomes `unknown` for a person to
+resolve. `may_be_public` is True only for the "creating" stage.
 
 What the documentation leaves unclear
 -------------------------------------
@@ -100,6 +110,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
@@ -107,6 +118,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from herald_common.errors import (
     NeedsAuth,
+    OutcomeUnknown,
     PermanentError,
     PlatformError,
     RateLimited,
@@ -145,6 +157,10 @@ GIF_TYPE = "image/gif"
 VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm", "video/mp2t"})
 MEDIA_EXPIRY_MARGIN = 600.0
 DUPLICATE_TEXT = "duplicate content"
+#: How much older than the first create a post X dates may be and still be that create's: X's
+#: created_at has whole seconds, and its clock and Herald's may differ a little.
+CLOCK_SLACK_SECONDS = 5.0
+CREATING = "creating"
 
 MediaKind = Literal["image", "gif", "video"]
 
@@ -378,6 +394,23 @@ def _attachment_count(post: Mapping[str, Any]) -> int:
     return len(attachments.get("media_keys") or ())
 
 
+def _created_at(post: Mapping[str, Any]) -> float | None:
+    """Epoch seconds of a post's `created_at` ("2026-05-01T10:00:00.000Z"), None if unreadable."""
+    value = post.get("created_at")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 
@@ -407,6 +440,20 @@ def problem_text(response: httpx.Response) -> str:
         return "; ".join(parts)
     text = response.text.strip()
     return text[:300] if text else (response.reason_phrase or f"HTTP {response.status_code}")
+
+
+def _data(response: httpx.Response) -> Mapping[str, Any] | None:
+    """The `data` object of a successful answer, None when the answer has none."""
+    body = _json(response)
+    data = body.get("data") if isinstance(body, Mapping) else None
+    return data if isinstance(data, Mapping) else None
+
+
+def _data_id(response: httpx.Response) -> str | None:
+    """`data.id` of a successful answer, None when the answer has none."""
+    data = _data(response)
+    value = data.get("id") if data is not None else None
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
 def _is_duplicate(response: httpx.Response) -> bool:
@@ -540,12 +587,25 @@ class XPlatform(Platform):
 
     # -- publish ----------------------------------------------------------------------------
 
+    def may_be_public(self, checkpoint: Mapping[str, Any]) -> bool:
+        """Only a try that reached POST /2/tweets ("creating") may have posted."""
+        return checkpoint.get("stage") == CREATING
+
     def publish(self, request: PublishRequest) -> PublishResult:
         account = request.account
         settings = self._settings(account)
         headers = self._auth(account)
         checkpoint = dict(request.checkpoint)
-        media_ids, expires_at = self._media(request, headers, checkpoint)
+        # An earlier try of this target sent POST /2/tweets (and so may have posted) only when
+        # it left the "creating" stage; its `started_at` is when the first such create went out.
+        sent_before = checkpoint.get("stage") == CREATING
+        first_started = _epoch(checkpoint.get("started_at")) if sent_before else None
+        progress: dict[str, Any] = (
+            {"stage": CREATING, "started_at": first_started}
+            if sent_before
+            else {"stage": "uploading"}
+        )
+        media_ids, expires_at = self._media(request, headers, checkpoint, progress)
         body: dict[str, Any] = {}
         if request.text:
             body["text"] = request.text
@@ -555,19 +615,38 @@ class XPlatform(Platform):
             body["reply_settings"] = settings.reply_settings
         # Before the step that makes the post visible: a try that may no longer change this
         # target stops here (save_checkpoint raises), and lookup knows a create may be out.
+        started_at = first_started if sent_before else self._clock()
         request.save_checkpoint(
-            {"stage": "creating", "media_ids": media_ids, "media_expires_at": expires_at}
+            {
+                "stage": CREATING,
+                "media_ids": media_ids,
+                "media_expires_at": expires_at,
+                "started_at": started_at,
+            }
         )
         response = self._send("POST", "/2/tweets", headers=headers, json=body)
         if response.status_code in (200, 201):
-            post_id = str(response.json()["data"]["id"])
+            post_id = _data_id(response)
+            if post_id is None:
+                raise OutcomeUnknown(
+                    f"x: X accepted the post (HTTP {response.status_code}) but its answer names "
+                    "no post id; the post may be live, so it is not sent again: check the account",
+                    http_status=response.status_code,
+                )
             return PublishResult(
                 platform_post_id=post_id,
                 url=self._post_url(account, post_id),
                 http_status=response.status_code,
             )
         if _is_duplicate(response):
-            return self._earlier_post(request, settings, headers, response)
+            if not sent_before:
+                raise PermanentError(
+                    f"x: {problem_text(response)} (HTTP 403): an earlier post with this text is "
+                    "in the way, and no earlier try of this target sent it, so it is not this "
+                    "one; change the text or delete the older post",
+                    http_status=response.status_code,
+                )
+            return self._earlier_post(request, settings, headers, response, started_at)
         raise self._error(response)
 
     def _earlier_post(
@@ -576,17 +655,45 @@ class XPlatform(Platform):
         settings: XSettings,
         headers: dict[str, str],
         refusal: httpx.Response,
+        started_at: float | None,
     ) -> PublishResult:
-        """The recent post X says this one duplicates, which an earlier try may have made."""
+        """The post an earlier try of this target made, which X says this one duplicates.
+
+        Only a post made since that try first sent the create can be it: an older one with the
+        same text is someone else's (a recurring text), and then this post is refused for good.
+        """
         matches = self._recent_matches(request, settings, headers)
-        if not matches:
+        ours = [
+            post
+            for post in matches
+            if started_at is not None
+            and (created := _created_at(post)) is not None
+            and created >= started_at - CLOCK_SLACK_SECONDS
+        ]
+        if not ours:
+            if matches and started_at is None:
+                older = self._post_url(request.account, str(matches[0]["id"]))
+                found = (
+                    f"the post with this text and media, {older}, cannot be told from an older "
+                    "one (the first try kept no start time)"
+                )
+            elif matches:
+                older = self._post_url(request.account, str(matches[0]["id"]))
+                found = (
+                    f"the post with this text and media, {older}, is older than this target's "
+                    "first try, so it is not this one"
+                )
+            else:
+                found = (
+                    f"none of the account's {self._lookup_limit} newest posts has this text and "
+                    "media"
+                )
             raise PermanentError(
-                f"x: {problem_text(refusal)} (HTTP 403), but none of the account's "
-                f"{self._lookup_limit} newest posts has this text and media; a person should "
-                "check the account",
+                f"x: {problem_text(refusal)} (HTTP 403), but {found}; a person should check "
+                "the account",
                 http_status=refusal.status_code,
             )
-        post_id = str(matches[0]["id"])  # newest first
+        post_id = str(ours[0]["id"])  # newest first
         return PublishResult(
             platform_post_id=post_id,
             url=self._post_url(request.account, post_id),
@@ -610,11 +717,14 @@ class XPlatform(Platform):
         if response.status_code != 200:
             raise self._error(response)
         wanted = _comparable(request.text)
-        posts = (_json(response) or {}).get("data") or []
+        body = _json(response)
+        posts = body.get("data") if isinstance(body, Mapping) else None
         return [
             post
-            for post in posts
-            if _comparable(_post_text(post)) == wanted
+            for post in (posts if isinstance(posts, list) else ())
+            if isinstance(post, Mapping)
+            and post.get("id")
+            and _comparable(_post_text(post)) == wanted
             and _attachment_count(post) == len(request.media)
         ]
 
@@ -630,7 +740,12 @@ class XPlatform(Platform):
         response = self._send("GET", "/2/users/me", headers=headers)
         if response.status_code != 200:
             raise self._error(response)
-        user_id = str(response.json()["data"]["id"])
+        user_id = _data_id(response)
+        if user_id is None:
+            raise TransientError(
+                "x: GET /2/users/me answered without the user's id; trying again later",
+                http_status=response.status_code,
+            )
         with self._lock:
             self._user_ids[account.id] = user_id
         return user_id
@@ -638,8 +753,17 @@ class XPlatform(Platform):
     # -- media ------------------------------------------------------------------------------
 
     def _media(
-        self, request: PublishRequest, headers: dict[str, str], checkpoint: Mapping[str, Any]
+        self,
+        request: PublishRequest,
+        headers: dict[str, str],
+        checkpoint: Mapping[str, Any],
+        progress: Mapping[str, Any],
     ) -> tuple[list[str], float | None]:
+        """The media ids to post with: the saved ones while X keeps them, else new uploads.
+
+        New uploads are saved with `progress` (the stage and first-create time to keep: a
+        re-upload after an earlier create must not make the checkpoint say none was sent).
+        """
         if not request.media:
             return [], None
         saved = checkpoint.get("media_ids")
@@ -661,7 +785,7 @@ class XPlatform(Platform):
                 expires_at = min(expires_at, self._clock() + expires_in)
         saved_expiry = expires_at if math.isfinite(expires_at) else None
         request.save_checkpoint(
-            {"stage": "uploading", "media_ids": media_ids, "media_expires_at": saved_expiry}
+            {**progress, "media_ids": media_ids, "media_expires_at": saved_expiry}
         )
         return media_ids, saved_expiry
 
@@ -687,7 +811,7 @@ class XPlatform(Platform):
             data = self._simple_upload(headers, content, mime, filename_for(item, index))
         else:
             data = self._chunked_upload(headers, content, mime, kind)
-        media_id = str(data["id"])
+        media_id = str(data["id"])  # the upload calls checked it is there
         data = self._await_processing(headers, media_id, data)
         alt = item.get("alt") or item.get("description")
         if isinstance(alt, str) and alt and kind in ("image", "gif"):
@@ -707,7 +831,21 @@ class XPlatform(Platform):
         )
         if response.status_code not in (200, 201):
             raise self._error(response)
-        return response.json()["data"]
+        return self._media_data(response, "the image upload")
+
+    def _media_data(self, response: httpx.Response, what: str) -> Mapping[str, Any]:
+        """The media object of an upload answer; a TransientError when it has no id.
+
+        An upload makes nothing visible: the next try uploads again.
+        """
+        data = _data(response)
+        if data is None or _data_id(response) is None:
+            raise TransientError(
+                f"x: X answered {what} (HTTP {response.status_code}) without a media id; "
+                "trying again later",
+                http_status=response.status_code,
+            )
+        return data
 
     def _chunked_upload(
         self, headers: dict[str, str], content: bytes, mime: str, kind: MediaKind
@@ -724,7 +862,7 @@ class XPlatform(Platform):
         )
         if response.status_code not in (200, 201):
             raise self._error(response)
-        media_id = str(response.json()["data"]["id"])
+        media_id = str(self._media_data(response, "the upload's initialize")["id"])
         for segment, start in enumerate(range(0, len(content), self._chunk_size)):
             response = self._send(
                 "POST",
@@ -744,7 +882,7 @@ class XPlatform(Platform):
         response = self._send("POST", f"/2/media/upload/{media_id}/finalize", headers=headers)
         if response.status_code not in (200, 201):
             raise self._error(response)
-        return response.json()["data"]
+        return self._media_data(response, "the upload's finalize")
 
     def _await_processing(
         self, headers: dict[str, str], media_id: str, data: Mapping[str, Any]
@@ -773,7 +911,13 @@ class XPlatform(Platform):
             )
             if response.status_code != 200:
                 raise self._error(response)
-            data = response.json()["data"]
+            status = _data(response)
+            if status is None:
+                raise TransientError(
+                    f"x: X answered the status of media {media_id} without it; trying again later",
+                    http_status=response.status_code,
+                )
+            data = status
 
     def _set_alt_text(self, headers: dict[str, str], media_id: str, alt: str) -> None:
         response = self._send(
@@ -788,8 +932,8 @@ class XPlatform(Platform):
     # -- lookup -----------------------------------------------------------------------------
 
     def lookup(self, request: PublishRequest) -> PublishResult | None:
-        if request.checkpoint.get("stage") == "uploading":
-            return None  # media was uploaded, but POST /2/tweets was never sent
+        if request.checkpoint.get("stage") != CREATING:
+            return None  # the stage is saved before POST /2/tweets: it was never sent
         raise LookupUnsupported(
             "x: X cannot find a post by a key of ours, and reading recent posts by text cannot "
             "tell this publish from an identical post; a person should check the account"
