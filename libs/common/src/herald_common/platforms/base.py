@@ -7,6 +7,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TokenCredentials(BaseModel):
+    """The secrets of an account connected with OAuth 2.0 (or a platform's own token grant):
+    the access token, and what the token-refresher needs to renew it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    access_token: str = Field(min_length=1, max_length=8000)
+    refresh_token: str | None = Field(default=None, max_length=8000)
+    #: When the access token (and the refresh token) expire, in epoch seconds.
+    expires_at: float | None = None
+    refresh_expires_at: float | None = None
+
 
 @dataclass(frozen=True)
 class AccountRef:

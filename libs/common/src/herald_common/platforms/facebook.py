@@ -86,6 +86,7 @@ from herald_common.platforms.base import (
     Platform,
     PublishRequest,
     PublishResult,
+    TokenCredentials,
     Violation,
 )
 from herald_common.platforms.meta import (
@@ -119,13 +120,8 @@ class FacebookSettings(BaseModel):
     attach_first_link: bool = True
 
 
-class FacebookCredentials(BaseModel):
+class FacebookCredentials(TokenCredentials):
     """The secrets the Facebook adapter reads."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    access_token: str = Field(min_length=1)
-    expires_at: float | None = None
 
 
 def first_link(text: str) -> str | None:

@@ -77,6 +77,7 @@ from herald_common.platforms.base import (
     AccountRef,
     Pace,
     PublishRequest,
+    TokenCredentials,
     Violation,
 )
 from herald_common.platforms.meta import (
@@ -108,13 +109,8 @@ class InstagramSettings(BaseModel):
     ig_user_id: str = Field(min_length=1, max_length=64, pattern=r"^\d+$")
 
 
-class InstagramCredentials(BaseModel):
+class InstagramCredentials(TokenCredentials):
     """The secrets the Instagram adapter reads."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    access_token: str = Field(min_length=1)
-    expires_at: float | None = None
 
 
 def hashtag_count(text: str) -> int:

@@ -120,6 +120,7 @@ from herald_common.platforms.base import (
     Platform,
     PublishRequest,
     PublishResult,
+    TokenCredentials,
     Violation,
 )
 from herald_common.platforms.http import (
@@ -155,14 +156,8 @@ class LinkedInSettings(BaseModel):
     reshare_disabled: bool = False
 
 
-class LinkedInCredentials(BaseModel):
+class LinkedInCredentials(TokenCredentials):
     """The secrets of a LinkedIn account (an OAuth 2.0 member token)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    access_token: str = Field(min_length=1)
-    refresh_token: str | None = None
-    expires_at: int | None = None
 
 
 def _escape(text: str) -> str:

@@ -72,7 +72,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from herald_common.platforms.base import AccountRef, Pace, PublishRequest, Violation
+from herald_common.platforms.base import (
+    AccountRef,
+    Pace,
+    PublishRequest,
+    TokenCredentials,
+    Violation,
+)
 from herald_common.platforms.http import graphemes
 from herald_common.platforms.meta import (
     THREADS_API_VERSION,
@@ -119,13 +125,8 @@ class ThreadsSettings(BaseModel):
     ) = None
 
 
-class ThreadsCredentials(BaseModel):
+class ThreadsCredentials(TokenCredentials):
     """The secrets the Threads adapter reads."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    access_token: str = Field(min_length=1)
-    expires_at: float | None = None
 
 
 def _is_emoji(cluster: str) -> bool:

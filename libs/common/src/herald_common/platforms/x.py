@@ -131,6 +131,7 @@ from herald_common.platforms.base import (
     Platform,
     PublishRequest,
     PublishResult,
+    TokenCredentials,
     Violation,
 )
 from herald_common.platforms.http import (
@@ -207,14 +208,8 @@ class XSettings(BaseModel):
     user_id: str | None = Field(default=None, pattern=r"^[0-9]{1,19}$")
 
 
-class XCredentials(BaseModel):
+class XCredentials(TokenCredentials):
     """The secrets of an X account (an OAuth 2.0 user-context token)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    access_token: str = Field(min_length=1)
-    refresh_token: str | None = None
-    expires_at: int | None = None
 
 
 # -- text length ------------------------------------------------------------------------------
