@@ -18,6 +18,7 @@ import binascii
 import email.utils
 import ipaddress
 import math
+import mimetypes
 import socket
 import time
 import unicodedata
@@ -252,6 +253,20 @@ def refuse_private(host: str, port: int) -> None:
             raise PermanentError(
                 f"refusing to connect to {host}: it is a non-public address ({address})"
             )
+
+
+def media_mime(item: Mapping[str, Any]) -> str | None:
+    """The item's MIME type: its own `mime_type`, else guessed from its file name or URL."""
+    mime = item.get("mime_type") or item.get("content_type")
+    if isinstance(mime, str) and mime:
+        return mime.split(";", 1)[0].strip().lower()
+    for key in ("filename", "url"):
+        value = item.get(key)
+        if isinstance(value, str) and value:
+            guessed, _ = mimetypes.guess_type(httpx.URL(value).path if key == "url" else value)
+            if guessed:
+                return guessed.lower()
+    return None
 
 
 def filename_for(item: Mapping[str, Any], index: int) -> str:

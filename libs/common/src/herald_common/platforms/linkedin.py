@@ -95,7 +95,6 @@ What the documentation leaves unclear
 
 from __future__ import annotations
 
-import mimetypes
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -126,6 +125,7 @@ from herald_common.platforms.base import (
 from herald_common.platforms.http import (
     RETRYABLE_STATUSES,
     media_bytes,
+    media_mime,
     retry_after_seconds,
     transport_error,
 )
@@ -189,19 +189,6 @@ def _comparable(text: str) -> str:
 def commentary_length(text: str) -> int:
     """The length checked against the 3,000 limit: UTF-16 code units of the written text."""
     return len(text.encode("utf-16-le")) // 2
-
-
-def _image_mime(item: Mapping[str, Any]) -> str | None:
-    mime = item.get("mime_type") or item.get("content_type")
-    if isinstance(mime, str) and mime:
-        return mime.split(";", 1)[0].strip().lower()
-    for key in ("filename", "url"):
-        value = item.get(key)
-        if isinstance(value, str) and value:
-            guessed, _ = mimetypes.guess_type(httpx.URL(value).path if key == "url" else value)
-            if guessed:
-                return guessed.lower()
-    return None
 
 
 def _json(response: httpx.Response) -> Any:
@@ -307,7 +294,7 @@ class LinkedInPlatform(Platform):
         for number, item in enumerate(media, start=1):
             if not (item.get("url") or item.get("data")):
                 violations.append(Violation("media", f"image {number} has no url or data"))
-            mime = _image_mime(item)
+            mime = media_mime(item)
             if item.get("kind") == "video" or (mime and mime.startswith("video/")):
                 violations.append(
                     Violation("media_type", f"media {number} is a video; Herald posts images only")
@@ -443,7 +430,7 @@ class LinkedInPlatform(Platform):
         self, owner: str, headers: dict[str, str], item: Mapping[str, Any], number: int
     ) -> str:
         content, mime = media_bytes(self._client, self.name, item)
-        mime = (mime or _image_mime(item) or "").split(";", 1)[0].strip().lower()
+        mime = (mime or media_mime(item) or "").split(";", 1)[0].strip().lower()
         if mime and mime not in IMAGE_TYPES:
             raise PermanentError(
                 f"linkedin: image {number} is {mime}; LinkedIn takes JPG, PNG, GIF"

@@ -104,7 +104,6 @@ from __future__ import annotations
 
 import html
 import math
-import mimetypes
 import re
 import threading
 import time
@@ -139,6 +138,7 @@ from herald_common.platforms.http import (
     filename_for,
     graphemes,
     media_bytes,
+    media_mime,
     retry_after_seconds,
     transport_error,
 )
@@ -289,19 +289,6 @@ def weighted_length(text: str) -> int:
 # -- media ------------------------------------------------------------------------------------
 
 
-def _mime_of(item: Mapping[str, Any]) -> str | None:
-    mime = item.get("mime_type") or item.get("content_type")
-    if isinstance(mime, str) and mime:
-        return mime.split(";", 1)[0].strip().lower()
-    for key in ("filename", "url"):
-        value = item.get(key)
-        if isinstance(value, str) and value:
-            guessed, _ = mimetypes.guess_type(httpx.URL(value).path if key == "url" else value)
-            if guessed:
-                return guessed.lower()
-    return None
-
-
 def _sniff(content: bytes) -> str | None:
     """The MIME type the first bytes announce, for media given without one."""
     if content.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -325,7 +312,7 @@ def _sniff(content: bytes) -> str | None:
 
 def media_kind(item: Mapping[str, Any]) -> MediaKind | None:
     """image, gif or video: from `mime_type`, else `kind`, else the file extension."""
-    mime = _mime_of(item)
+    mime = media_mime(item)
     if mime == GIF_TYPE:
         return "gif"
     kind = item.get("kind")
@@ -532,7 +519,7 @@ class XPlatform(Platform):
             if not (item.get("url") or item.get("data")):
                 violations.append(Violation("media", f"media {number} has no url or data"))
             kind = media_kind(item)
-            mime = _mime_of(item)
+            mime = media_mime(item)
             if kind is None:
                 violations.append(
                     Violation(
@@ -788,7 +775,7 @@ class XPlatform(Platform):
         self, headers: dict[str, str], item: Mapping[str, Any], index: int
     ) -> tuple[str, float | None]:
         content, fetched_mime = media_bytes(self._client, self.name, item)
-        mime = _mime_of({**item, "mime_type": fetched_mime}) if fetched_mime else _mime_of(item)
+        mime = media_mime({**item, "mime_type": fetched_mime}) if fetched_mime else media_mime(item)
         if mime is None or mime == "application/octet-stream":
             mime = _sniff(content)
         kind = media_kind({**item, "mime_type": mime})
