@@ -77,7 +77,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from herald_common.errors import OutcomeUnknown, PermanentError, PlatformError, TransientError
 from herald_common.platforms.base import (
@@ -100,6 +100,7 @@ from herald_common.platforms.meta import (
     media_kind,
     parse_time,
     public_url,
+    settings_violations,
 )
 
 log = logging.getLogger(__name__)
@@ -159,17 +160,7 @@ class FacebookPlatform(Platform):
     def validate(
         self, text: str, media: list[Mapping[str, Any]], account: AccountRef
     ) -> list[Violation]:
-        violations: list[Violation] = []
-        try:
-            FacebookSettings.model_validate(dict(account.settings))
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
-            violations.append(
-                Violation(
-                    "settings", f"the account settings are not valid: {where}: {error.get('msg')}"
-                )
-            )
+        violations = settings_violations(FacebookSettings, account)
         if len(text) > MAX_MESSAGE:
             violations.append(
                 Violation(

@@ -71,7 +71,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from herald_common.platforms.base import (
     AccountRef,
@@ -88,6 +88,7 @@ from herald_common.platforms.meta import (
     media_kind,
     media_mime,
     public_url,
+    settings_violations,
 )
 
 MAX_CAPTION = 2200
@@ -150,13 +151,7 @@ class InstagramPlatform(ContainerPlatform):
     def validate(
         self, text: str, media: list[Mapping[str, Any]], account: AccountRef
     ) -> list[Violation]:
-        violations: list[Violation] = []
-        try:
-            InstagramSettings.model_validate(dict(account.settings))
-        except ValidationError as exc:
-            violations.append(
-                Violation("settings", f"the account settings are not valid: {_first(exc)}")
-            )
+        violations = settings_violations(InstagramSettings, account)
         if len(text) > MAX_CAPTION:
             violations.append(
                 Violation(
@@ -263,9 +258,3 @@ def _media_violations(index: int, item: Mapping[str, Any]) -> list[Violation]:
                 )
             )
     return violations
-
-
-def _first(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
-    return f"{where}: {error.get('msg')}"

@@ -127,6 +127,7 @@ from herald_common.platforms.base import (
     Platform,
     PublishRequest,
     PublishResult,
+    Violation,
 )
 from herald_common.platforms.http import retry_after_seconds, status_error, transport_error
 
@@ -413,11 +414,25 @@ def account_settings(model: type[SettingsT], platform: str, account: AccountRef)
     try:
         return model.model_validate(dict(account.settings))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
         raise PermanentError(
-            f"{platform}: the account settings are not valid ({where}: {error.get('msg')})"
+            f"{platform}: the account settings are not valid ({_first_problem(exc)})"
         ) from None
+
+
+def settings_violations(model: type[BaseModel], account: AccountRef) -> list[Violation]:
+    """The account's settings checked against `model`, as a `settings` violation if broken."""
+    try:
+        model.model_validate(dict(account.settings))
+    except ValidationError as exc:
+        reason = f"the account settings are not valid: {_first_problem(exc)}"
+        return [Violation("settings", reason)]
+    return []
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
+    return f"{where}: {error.get('msg')}"
 
 
 def access_token(platform: str, account: AccountRef) -> str:

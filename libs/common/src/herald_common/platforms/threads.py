@@ -70,7 +70,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from herald_common.platforms.base import (
     AccountRef,
@@ -88,6 +88,7 @@ from herald_common.platforms.meta import (
     media_kind,
     media_mime,
     public_url,
+    settings_violations,
 )
 
 MAX_TEXT = 500
@@ -185,17 +186,7 @@ class ThreadsPlatform(ContainerPlatform):
     def validate(
         self, text: str, media: list[Mapping[str, Any]], account: AccountRef
     ) -> list[Violation]:
-        violations: list[Violation] = []
-        try:
-            ThreadsSettings.model_validate(dict(account.settings))
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
-            violations.append(
-                Violation(
-                    "settings", f"the account settings are not valid: {where}: {error.get('msg')}"
-                )
-            )
+        violations = settings_violations(ThreadsSettings, account)
         length = threads_length(text)
         if length > MAX_TEXT:
             violations.append(
