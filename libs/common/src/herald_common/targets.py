@@ -107,6 +107,31 @@ class Outcome:
     refund_attempt: bool = False
 
 
+def move_target(
+    session: Session,
+    target_id: str,
+    from_status: str,
+    from_version: int,
+    /,
+    *,
+    where: Iterable[Any] = (),
+    **values: Any,
+) -> bool:
+    """The one compare-and-set: set `values` on the target if it is still at `from_status` and
+    `from_version` (and meets `where`); False when somebody moved it first."""
+    moved: int = session.execute(
+        update(Target)
+        .where(
+            Target.id == target_id,  # type: ignore[arg-type]
+            Target.status == from_status,  # type: ignore[arg-type]
+            Target.version == from_version,  # type: ignore[arg-type]
+            *where,
+        )
+        .values(**values)
+    ).rowcount  # type: ignore[attr-defined]
+    return moved > 0
+
+
 def record_outcome(
     session: Session,
     *,
@@ -138,16 +163,7 @@ def record_outcome(
         values["platform_post_id"] = outcome.result.platform_post_id
         values["platform_url"] = outcome.result.url
         values["published_at"] = now
-    moved = session.execute(
-        update(Target)
-        .where(
-            Target.id == target_id,
-            Target.status == TargetStatus.PUBLISHING,
-            Target.version == claimed_version,
-        )
-        .values(**values)
-    ).rowcount
-    if not moved:
+    if not move_target(session, target_id, TargetStatus.PUBLISHING, claimed_version, **values):
         return False
     if attempt_id is not None:
         attempt = session.get(Attempt, attempt_id)
@@ -211,15 +227,13 @@ def checkpoint_saver(
 
     def save(state: Mapping[str, Any]) -> None:
         with session_scope(engine) as session:
-            moved = session.execute(
-                update(Target)
-                .where(
-                    Target.id == target_id,  # type: ignore[arg-type]
-                    Target.status == TargetStatus.PUBLISHING,  # type: ignore[arg-type]
-                    Target.version == claimed_version,  # type: ignore[arg-type]
-                )
-                .values(checkpoint=dict(state))
-            ).rowcount
+            moved = move_target(
+                session,
+                target_id,
+                TargetStatus.PUBLISHING,
+                claimed_version,
+                checkpoint=dict(state),
+            )
         if not moved:
             raise CheckpointRejected(f"target {target_id} is no longer at v{claimed_version}")
 

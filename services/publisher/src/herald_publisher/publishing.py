@@ -21,7 +21,6 @@ from enum import StrEnum
 
 from dramatiq.broker import Broker
 from dramatiq.middleware.time_limit import TimeLimitExceeded
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
@@ -56,6 +55,7 @@ from herald_common.targets import (
     account_ref,
     backoff_seconds,
     checkpoint_saver,
+    move_target,
     publish_request,
     reconcile,
     record_outcome,
@@ -168,47 +168,39 @@ class Publisher:
         if paced is None:
             return False
         with session_scope(self.engine) as session:
-            moved = session.execute(
-                update(Target)
-                .where(
-                    Target.id == target_id,  # type: ignore[arg-type]
-                    Target.status == TargetStatus.QUEUED,  # type: ignore[arg-type]
-                    Target.version == version,  # type: ignore[arg-type]
-                )
-                .values(
-                    status=TargetStatus.RETRYING,
-                    version=version + 1,
-                    due_at=now + timedelta(seconds=paced.wait_seconds),
-                    queued_at=None,
-                    error_kind="paced",
-                    error=paced.reason,
-                    updated_at=now,
-                )
-            ).rowcount
+            moved = move_target(
+                session,
+                target_id,
+                TargetStatus.QUEUED,
+                version,
+                status=TargetStatus.RETRYING,
+                version=version + 1,
+                due_at=now + timedelta(seconds=paced.wait_seconds),
+                queued_at=None,
+                error_kind="paced",
+                error=paced.reason,
+                updated_at=now,
+            )
         if moved:
             log.info("publish: target %s %s", target_id, paced.reason)
-        return bool(moved)
+        return moved
 
     def _claim(self, target_id: str, version: int) -> tuple[Target, Post, Account, str] | None:
         now = self.clock()
         with session_scope(self.engine) as session:
-            claimed = session.execute(
-                update(Target)
-                .where(
-                    Target.id == target_id,
-                    Target.status == TargetStatus.QUEUED,
-                    Target.version == version,
-                    # Never before its time, whatever message turns up early.
-                    Target.due_at <= now,  # type: ignore[operator]
-                )
-                .values(
-                    status=TargetStatus.PUBLISHING,
-                    version=version + 1,
-                    started_at=now,
-                    updated_at=now,
-                    attempt_count=Target.attempt_count + 1,
-                )
-            ).rowcount
+            claimed = move_target(
+                session,
+                target_id,
+                TargetStatus.QUEUED,
+                version,
+                # Never before its time, whatever message turns up early.
+                where=[Target.due_at <= now],  # type: ignore[operator]
+                status=TargetStatus.PUBLISHING,
+                version=version + 1,
+                started_at=now,
+                updated_at=now,
+                attempt_count=Target.attempt_count + 1,
+            )
             if not claimed:
                 return None
             target = session.get(Target, target_id)

@@ -32,7 +32,7 @@ from herald_common.models import Target, TargetStatus
 from herald_common.models.posts import DISPATCHABLE_TARGET_STATES
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
-from herald_common.targets import reconcile
+from herald_common.targets import move_target, reconcile
 from herald_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -162,16 +162,15 @@ class Dispatcher:
             # second scheduler, or the original worker if it was only slow, cannot also settle it.
             taken: list[tuple[str, int]] = []
             for target_id, version in stuck:
-                moved = session.execute(
-                    update(Target)
-                    .where(
-                        Target.id == target_id,
-                        Target.status == TargetStatus.PUBLISHING,
-                        Target.version == version,
-                    )
-                    .values(version=version + 1, started_at=now, updated_at=now)
-                ).rowcount
-                if moved:
+                if move_target(
+                    session,
+                    target_id,
+                    TargetStatus.PUBLISHING,
+                    version,
+                    version=version + 1,
+                    started_at=now,
+                    updated_at=now,
+                ):
                     taken.append((target_id, version + 1))
         settled = 0
         for target_id, version in taken:
@@ -234,12 +233,4 @@ class Dispatcher:
 def _set_queued_at(session: Session, items: list[Queued], when: datetime) -> None:
     """Stamp queued targets still at the version they were sent with."""
     for item in items:
-        session.execute(
-            update(Target)
-            .where(
-                Target.id == item.target_id,
-                Target.status == TargetStatus.QUEUED,
-                Target.version == item.version,
-            )
-            .values(queued_at=when)
-        )
+        move_target(session, item.target_id, TargetStatus.QUEUED, item.version, queued_at=when)
