@@ -15,6 +15,10 @@ EXPECTED = {
     "/v1/accounts": {"get", "post"},
     "/v1/accounts/{account_id}": {"get", "patch", "delete"},
     "/v1/accounts/{account_id}/sandbox-posts": {"get"},
+    "/v1/accounts/{account_id}/refresh": {"post"},
+    "/v1/accounts/connect/{platform}": {"get", "post"},
+    "/v1/accounts/connect/{platform}/callback": {"get"},
+    "/v1/admin/refresh-tokens": {"post"},
     "/v1/posts": {"get", "post"},
     "/v1/posts/{post_id}": {"get", "patch", "delete"},
     "/v1/posts/{post_id}/schedule": {"put"},
@@ -91,9 +95,9 @@ def test_docs_renders_the_document(anonymous: TestClient) -> None:
 
 
 def test_the_routing_table_is_what_the_app_serves(
-    app: falcon.App, engine, broker, platforms
+    app: falcon.App, engine, broker, platforms, settings
 ) -> None:
     # Every declared operation has a responder and vice versa (create_app checks it on start);
     # here: the table has one entry per path, matching the document.
-    routes = build_routes(engine=engine, broker=broker, platforms=platforms)
+    routes = build_routes(engine=engine, broker=broker, platforms=platforms, settings=settings)
     assert {r.path: {op.method for op in r.operations} for r in routes} == EXPECTED

@@ -212,21 +212,34 @@ def test_one_permanent_failure_of_two_targets_is_partially_published(sqlite_engi
     assert len(deliveries(sqlite_engine)) == 1
 
 
-def test_an_expired_token_fails_with_needs_auth(sqlite_engine, publisher):
-    # Given an account whose token the platform calls expired
+def test_a_refused_token_with_no_way_to_refresh_holds_the_target_for_reauth(
+    sqlite_engine, publisher
+):
+    # Given an account whose token the platform calls expired (the sandbox cannot refresh)
     tenant = add_tenant(sqlite_engine)
     account = add_account(sqlite_engine, tenant, settings={"fail": "needs_auth"})
-    _, [target_id] = add_post(sqlite_engine, tenant, [account])
+    post_id, [target_id] = add_post(sqlite_engine, tenant, [account])
 
     # When it is published
     result = publisher.publish(target_id, queue(sqlite_engine, target_id))
 
-    # I expect a failure that says the account needs authorizing again, not a retry
-    assert result is Result.FAILED
+    # I expect the account to need connecting again, and the target to wait for it, saying
+    # why and spending no attempt, until 48 h after its time
+    assert result is Result.RETRYING
     target = load(sqlite_engine, Target, target_id)
-    assert target.error_kind == "needs_auth"
+    assert target.error_kind == "needs_reauth"
+    assert target.error.startswith("waiting for the account to be connected again")
     assert "expired" in target.error
+    assert target.attempt_count == 0
+    post = load(sqlite_engine, Post, post_id)
+    assert target.due_at == post.scheduled_at + timedelta(hours=48)
+    from herald_common.models import Account
+
+    stored = load(sqlite_engine, Account, account)
+    assert stored.status == "needs_reauth"
+    assert "expired" in stored.status_reason
     assert attempts(sqlite_engine, target_id)[0].http_status == 401
+    assert attempts(sqlite_engine, target_id)[0].outcome == "needs_auth"
 
 
 def test_a_disconnected_account_fails_without_calling_the_platform(sqlite_engine, publisher):

@@ -76,6 +76,29 @@ class Forbidden(HeraldError):
     code = "forbidden"
 
 
+class BadRequest(HeraldError):
+    """Raised when a request cannot be carried out as sent (an expired connect link, a flow
+    the user declined)."""
+
+    code = "bad_request"
+
+
+class UpstreamUnavailable(HeraldError):
+    """Raised when a platform Herald needs for this request is unreachable or overloaded."""
+
+    code = "upstream_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamRefused(HeraldError):
+    """Raised when a platform refuses Herald itself (its app's configuration), not the user."""
+
+    code = "upstream_refused"
+
+
 class PlatformError(HeraldError):
     """Raised when a platform call fails; keeps the HTTP status and platform's message."""
 

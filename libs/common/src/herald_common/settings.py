@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, model_validator
+from cronsim import CronSim, CronSimError
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SQLITE_PATH = Path("var") / "herald.db"
@@ -84,10 +86,53 @@ class Settings(BaseSettings):
     # that burst on purpose.
     publish_pacing: bool = True
 
+    # Connecting accounts (OAuth 2.0). Each platform's app is registered by the operator; a
+    # platform whose client id is unset cannot be connected through OAuth. The callback URL to
+    # register is {public_url}/v1/accounts/connect/{platform}/callback.
+    public_url: str = "http://127.0.0.1:8000"
+    oauth_state_ttl_seconds: float = Field(default=900.0, gt=0)
+    x_client_id: str | None = None
+    x_client_secret: str | None = Field(default=None, repr=False)
+    x_authorize_url: str = "https://x.com/i/oauth2/authorize"
+    linkedin_client_id: str | None = None
+    linkedin_client_secret: str | None = Field(default=None, repr=False)
+    linkedin_oauth_url: str = "https://www.linkedin.com/oauth/v2"
+    tiktok_client_key: str | None = None
+    tiktok_client_secret: str | None = Field(default=None, repr=False)
+    tiktok_authorize_url: str = "https://www.tiktok.com/v2/auth/authorize/"
+    # One Meta app serves Facebook Pages and Instagram (Facebook Login for Business).
+    facebook_app_id: str | None = None
+    facebook_app_secret: str | None = Field(default=None, repr=False)
+    facebook_dialog_url: str = "https://www.facebook.com"
+    threads_app_id: str | None = None
+    threads_app_secret: str | None = Field(default=None, repr=False)
+    threads_authorize_url: str = "https://threads.net/oauth/authorize"
+
+    # Token refresh. Tokens expiring within the window are refreshed ahead of time; the weekly
+    # full refresh (cron, UTC) checks every account, expiring or not.
+    token_refresh_window_seconds: float = Field(default=15 * 60.0, gt=0)
+    token_refresh_cron: str = "0 0 * * 0"  # noqa: S105  (a cron expression)
+    token_refresh_backoff_seconds: float = Field(default=30.0, gt=0)
+    token_refresh_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # A refresh that started this long ago and never finished (its worker died) may start again.
+    token_refresh_lease_seconds: float = Field(default=300.0, gt=0)
+    # A target whose account must be connected again waits (spending no attempt) until this
+    # long after its scheduled time, then fails with the reason.
+    needs_reauth_max_wait_seconds: float = Field(default=48 * 3600.0, gt=0)
+
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
+
+    @field_validator("token_refresh_cron")
+    @classmethod
+    def _cron_expression(cls, value: str) -> str:
+        try:
+            CronSim(value, datetime.now(UTC))
+        except CronSimError as exc:
+            raise ValueError(f"not a cron expression ({exc})") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_sqlite_in_production(self) -> Settings:

@@ -25,7 +25,7 @@ def create_app(
     settings: Settings, *, engine: Engine, broker: Broker, platforms: PlatformRegistry
 ) -> falcon.App:
     """The API, serving the routing table with these collaborators."""
-    routes = build_routes(engine=engine, broker=broker, platforms=platforms)
+    routes = build_routes(engine=engine, broker=broker, platforms=platforms, settings=settings)
     middleware: list[Any] = [RequestIdMiddleware(), AuthMiddleware(engine, public_paths(routes))]
     app = falcon.App(middleware=middleware)
     add_error_handlers(app)

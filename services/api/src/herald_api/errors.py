@@ -13,6 +13,7 @@ from typing import Any
 import falcon
 
 from herald_common.errors import (
+    BadRequest,
     Conflict,
     FieldError,
     Forbidden,
@@ -20,6 +21,8 @@ from herald_common.errors import (
     InvalidInput,
     NotFound,
     Unauthorized,
+    UpstreamRefused,
+    UpstreamUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,9 @@ STATUS_OF: dict[type[HeraldError], int] = {
     InvalidInput: 422,
     Unauthorized: 401,
     Forbidden: 403,
+    BadRequest: 400,
+    UpstreamRefused: 502,
+    UpstreamUnavailable: 503,
 }
 
 #: Codes for Falcon's own errors (unknown route, wrong method, …).
@@ -45,6 +51,7 @@ _CODE_OF_STATUS = {
     415: "unsupported_media_type",
     422: "invalid_input",
     429: "too_many_requests",
+    502: "upstream_refused",
     503: "unavailable",
 }
 
@@ -100,6 +107,8 @@ def _handle_herald_error(
     resp.media = error_body(req, ex.code, ex.message, fields)
     if isinstance(ex, Unauthorized):
         resp.set_header("WWW-Authenticate", "Bearer")
+    if isinstance(ex, UpstreamUnavailable) and ex.retry_after:
+        resp.set_header("Retry-After", str(max(1, round(ex.retry_after))))
 
 
 def _handle_http_error(

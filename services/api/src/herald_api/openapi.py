@@ -16,15 +16,18 @@ from herald_api.schemas import ErrorResponse
 _REF = "#/components/schemas/{model}"
 _ERROR_REF = {"$ref": _REF.format(model=ErrorResponse.__name__)}
 _ERROR_TEXT = {
-    400: "Malformed JSON body (`malformed_json`).",
+    400: "Malformed JSON body (`malformed_json`), or a request that cannot be carried out as "
+    "sent, such as an expired connect link (`bad_request`).",
     401: "Missing, invalid or revoked API key (`unauthorized`).",
+    403: "The API key may not do this (`forbidden`).",
     404: "No such resource for this tenant (`not_found`).",
     409: "The resource's state forbids the change (`conflict`).",
     413: "The body is too large.",
     415: "The body is not `application/json`.",
     422: "The input breaks a rule; `fields` names each one (`invalid_input`).",
     500: "Unexpected error; quote the request id (`internal_error`).",
-    503: "A dependency is not ready.",
+    502: "The platform refused Herald's own request: check its app settings (`upstream_refused`).",
+    503: "A dependency (the database, the broker, a platform) is not ready; see Retry-After.",
 }
 _PATH_PARAM = re.compile(r"{(\w+)}")
 

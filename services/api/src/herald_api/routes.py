@@ -13,6 +13,12 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from herald_api.resources.accounts import AccountCollection, AccountItem
+from herald_api.resources.connect import (
+    AccountRefresh,
+    AdminRefreshTokens,
+    Connect,
+    ConnectCallback,
+)
 from herald_api.resources.docs import Docs, OpenApiSpec
 from herald_api.resources.health import Health, Ready
 from herald_api.resources.posts import PostCollection, PostItem
@@ -21,6 +27,10 @@ from herald_api.schemas import (
     AccountList,
     AccountOut,
     AccountUpdate,
+    AdminRefreshBody,
+    ConnectQuery,
+    ConnectStartOut,
+    DirectConnectBody,
     HealthOut,
     PostCreate,
     PostDetailOut,
@@ -28,11 +38,13 @@ from herald_api.schemas import (
     PostPage,
     PostUpdate,
     ReadyOut,
+    RefreshRequestedOut,
     ResolveBody,
     SandboxDeliveryList,
     ScheduleBody,
 )
 from herald_common.platforms import PlatformRegistry
+from herald_common.settings import Settings
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -68,13 +80,14 @@ class Route:
         return f"on_{method.lower()}" + (f"_{self.suffix}" if self.suffix else "")
 
 
-def build_routes(*, engine: Engine, broker: Broker, platforms: PlatformRegistry) -> list[Route]:
+def build_routes(
+    *, engine: Engine, broker: Broker, platforms: PlatformRegistry, settings: Settings
+) -> list[Route]:
     """Every route of the API, with its resource built from the injected collaborators."""
     from herald_api.openapi import build_document
 
     routes: list[Route] = []
-    box = platforms.credentials
-    accounts, account = AccountCollection(engine, box), AccountItem(engine, box)
+    accounts, account = AccountCollection(engine, platforms), AccountItem(engine, platforms)
     posts, post = PostCollection(engine, platforms), PostItem(engine, platforms)
     account_path, post_path = "/v1/accounts/{account_id}", "/v1/posts/{post_id}"
     routes += [
@@ -133,6 +146,83 @@ def build_routes(*, engine: Engine, broker: Broker, platforms: PlatformRegistry)
                 ),
             ),
             tag="accounts",
+        ),
+        Route(
+            "/v1/accounts/connect/{platform}",
+            Connect(engine, platforms, settings),
+            (
+                Operation(
+                    "get",
+                    "Start connecting an account through OAuth",
+                    ConnectStartOut,
+                    query=ConnectQuery,
+                    errors=(422,),
+                    description="Returns the platform's authorize URL (with `state`, and PKCE "
+                    "where the platform takes it). Send the user's browser there; the platform "
+                    "returns it to the callback, which stores the account. Register "
+                    "`{PUBLIC_URL}/v1/accounts/connect/{platform}/callback` with the platform's "
+                    "app. With `account_id`, the flow reconnects that account.",
+                ),
+                Operation(
+                    "post",
+                    "Connect a Bluesky or Mastodon account with its credentials",
+                    AccountOut,
+                    status=201,
+                    body=DirectConnectBody,
+                    errors=(502, 503),
+                    description="The credentials are checked with the platform before they "
+                    "are stored; connecting an account the tenant has again updates it.",
+                ),
+            ),
+            tag="accounts",
+        ),
+        Route(
+            "/v1/accounts/connect/{platform}/callback",
+            ConnectCallback(engine, platforms),
+            (
+                Operation(
+                    "get",
+                    "OAuth callback: the platform returns here with code and state",
+                    AccountList,
+                    public=True,
+                    errors=(400, 409, 422, 502, 503),
+                    description="Authenticated by the single-use `state`. Exchanges the code "
+                    "and stores every account the grant covers (a Facebook login may grant "
+                    "several Pages); an account connected before is updated and reactivated.",
+                ),
+            ),
+            tag="accounts",
+        ),
+        Route(
+            account_path + "/refresh",
+            AccountRefresh(engine, platforms),
+            (
+                Operation(
+                    "post",
+                    "Refresh the account's tokens now",
+                    AccountOut,
+                    status=202,
+                    errors=(409,),
+                    description="The token-refresher does it within seconds; read the account "
+                    "for `refreshed_at`, `status` and `refresh_error`.",
+                ),
+            ),
+            tag="accounts",
+        ),
+        Route(
+            "/v1/admin/refresh-tokens",
+            AdminRefreshTokens(engine, platforms),
+            (
+                Operation(
+                    "post",
+                    "Refresh tokens of one account or all (admin keys)",
+                    RefreshRequestedOut,
+                    status=202,
+                    body=AdminRefreshBody,
+                    errors=(403,),
+                ),
+            ),
+            tag="admin",
         ),
         Route(
             account_path + "/sandbox-posts",

@@ -123,10 +123,73 @@ class AccountOut(Out):
     external_id: str | None
     settings: dict[str, Any]
     has_credentials: bool = Field(description="Whether secrets are stored (they are never shown).")
-    status: str
-    status_reason: str | None
+    status: str = Field(description="`active`, `refreshing`, `needs_reauth` or `disconnected`.")
+    status_reason: str | None = Field(
+        description="Why the account needs to be connected again (the platform's words)."
+    )
+    token_expires_at: datetime | None = Field(
+        default=None, description="When the access token expires; null when it does not."
+    )
+    refreshed_at: datetime | None = Field(
+        default=None, description="When the tokens were last stored or refreshed."
+    )
+    refresh_error: str | None = Field(
+        default=None, description="Why the last refresh failed, while it is being retried."
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class ConnectQuery(BaseModel):
+    """Query parameters of starting an OAuth connect (strings from the URL, so not strict)."""
+
+    model_config = ConfigDict(extra="ignore")
+    account_id: str | None = Field(
+        default=None,
+        max_length=36,
+        description="Reconnect this account (re-auth) instead of connecting a new one.",
+    )
+
+
+class ConnectStartOut(Out):
+    """Where to send the user's browser to grant access."""
+
+    platform: str
+    authorize_url: str = Field(description="The platform's consent page, with state and PKCE.")
+    state: str = Field(description="Ties the platform's callback to this request; used once.")
+    redirect_uri: str = Field(description="The callback the platform returns to.")
+    expires_at: datetime = Field(description="The flow must be finished by then.")
+
+
+class DirectConnectBody(Body):
+    """Credentials for platforms connected without OAuth.
+
+    Bluesky: `handle` and an app password (Settings → Privacy and security → App passwords),
+    optionally `service_url` for another PDS. Mastodon: `instance_url` and an access token
+    with the `write:statuses write:media read:accounts` scopes.
+    """
+
+    handle: str | None = Field(default=None, min_length=1, max_length=253)
+    app_password: str | None = Field(default=None, min_length=1, max_length=200)
+    service_url: str | None = Field(default=None, max_length=300)
+    instance_url: str | None = Field(default=None, max_length=300)
+    access_token: str | None = Field(default=None, min_length=1, max_length=4000)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Further non-secret options of the account."
+    )
+
+
+class AdminRefreshBody(Body):
+    """Refresh one account, one tenant's accounts, or every account."""
+
+    account_id: str | None = Field(default=None, max_length=36)
+    tenant_id: str | None = Field(default=None, max_length=36)
+
+
+class RefreshRequestedOut(Out):
+    """How many accounts were asked to refresh (the token-refresher does it within seconds)."""
+
+    requested: int
 
 
 class AccountList(Out):

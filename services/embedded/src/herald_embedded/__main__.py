@@ -22,17 +22,19 @@ from sqlalchemy.engine import Engine
 from herald_api.app import create_app
 from herald_api.auth import issue_api_key
 from herald_common.broker import build_broker
-from herald_common.contracts import PUBLISH, queue_concurrency
+from herald_common.contracts import PUBLISH, REFRESH_ACCOUNT, queue_concurrency
 from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
 from herald_common.models import Account, Tenant
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings, get_settings
+from herald_common.tokens import TokenKeeper
 from herald_common.workers import configure_logging
-from herald_publisher.actors import declare_actors
+from herald_publisher.actors import declare_actors as declare_publish
 from herald_publisher.publishing import Publisher, publish_pacer
 from herald_scheduler.__main__ import run as run_scheduler
 from herald_scheduler.dispatching import Dispatcher
+from herald_token_refresher.actors import declare_actors as declare_refresh
 
 log = logging.getLogger("herald_embedded")
 DEMO_FILE = Path("var") / "demo.json"
@@ -89,7 +91,7 @@ def ensure_demo(engine: Engine, path: Path = DEMO_FILE) -> dict[str, str]:
 
 
 def main() -> None:
-    """Run API, scheduler and publisher in this process until Ctrl-C."""
+    """Run API, scheduler, publisher and token-refresher in this process until Ctrl-C."""
     settings: Settings = get_settings()
     if settings.broker_url:
         raise SystemExit("herald-embedded runs on the in-process broker: unset REDIS_URL")
@@ -105,14 +107,21 @@ def main() -> None:
         settings=settings,
         pacer=publish_pacer(broker, settings),
     )
-    declare_actors(broker, lambda: publisher)
-    worker = Worker(
-        broker,
-        queues={PUBLISH.queue},
-        worker_threads=queue_concurrency(settings, PUBLISH.queue),
-        worker_timeout=100,
-    )
-    worker.start()
+    keeper = TokenKeeper(engine=engine, platforms=platforms, settings=settings)
+    declare_publish(broker, lambda: publisher)
+    declare_refresh(broker, lambda: keeper)
+    # One Worker per queue, each with that queue's own concurrency, as the services run.
+    workers = [
+        Worker(
+            broker,
+            queues={contract.queue},
+            worker_threads=queue_concurrency(settings, contract.queue),
+            worker_timeout=100,
+        )
+        for contract in (PUBLISH, REFRESH_ACCOUNT)
+    ]
+    for worker in workers:
+        worker.start()
 
     stop = threading.Event()
     dispatcher = Dispatcher(engine=engine, broker=broker, platforms=platforms, settings=settings)
@@ -147,7 +156,8 @@ def main() -> None:
     finally:
         stop.set()
         scheduler.join(timeout=5)
-        worker.stop(timeout=10_000)
+        for worker in workers:
+            worker.stop(timeout=10_000)
         log.info("stopped")
 
 

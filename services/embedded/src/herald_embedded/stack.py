@@ -113,6 +113,9 @@ class Stack:
     def start_publisher(self) -> None:
         self._spawn("publisher", [str(BIN / "herald-publisher")])
 
+    def start_token_refresher(self, name: str = "token-refresher") -> None:
+        self._spawn(name, [str(BIN / "herald-token-refresher")])
+
     def start_scheduler(self, name: str = "scheduler") -> None:
         self._spawn(name, [str(BIN / "herald-scheduler")])
 
@@ -121,6 +124,7 @@ class Stack:
         self.migrate()
         self.start_api()
         self.start_publisher()
+        self.start_token_refresher()
         self.start_scheduler()
         self.wait_ready()
         self.api_key = self.create_tenant()

@@ -22,7 +22,7 @@ from enum import StrEnum
 from dramatiq.broker import Broker
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from herald_common.crypto import CredentialsUnavailable
 from herald_common.db import session_scope
@@ -61,6 +61,14 @@ from herald_common.targets import (
     record_outcome,
 )
 from herald_common.timeutil import utcnow
+from herald_common.tokens import (
+    AUTH_REFRESH,
+    HELD_FOR_AUTH,
+    NEEDS_REAUTH,
+    mark_needs_reauth,
+    request_refresh,
+    waiting_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +89,7 @@ class Result(StrEnum):
 
     STALE = "stale"  # duplicate or outdated message: nothing done
     PACED = "paced"  # the platform's rate window is full: back on the schedule, no attempt spent
+    HELD = "held"  # the account must be connected again: the target waits, no attempt spent
     PUBLISHED = "published"
     RETRYING = "retrying"
     FAILED = "failed"
@@ -100,6 +109,8 @@ class Publisher:
 
     def publish(self, target_id: str, version: int) -> Result:
         """Handle one publish message for `target_id` at `version`."""
+        if self._hold_for_auth(target_id, version):
+            return Result.HELD
         if self._pace(target_id, version):
             return Result.PACED
         claimed = self._claim(target_id, version)
@@ -134,6 +145,8 @@ class Publisher:
         if not moved:
             log.warning("publish: target %s was moved by someone else mid-publish", target_id)
             return Result.LOST
+        if outcome.error_kind in HELD_FOR_AUTH:
+            self._after_auth_failure(account, outcome)
         log.info(
             "publish: target %s → %s%s",
             target_id,
@@ -142,11 +155,11 @@ class Publisher:
         )
         return Result(outcome.status.value)
 
-    def _pace(self, target_id: str, version: int) -> bool:
-        """Whether the target was put back for its platform's pace (only when it is claimable)."""
-        if self.pacer is None:
-            return False
-        now = self.clock()
+    def _claimable(
+        self, target_id: str, version: int, now: datetime
+    ) -> tuple[Target, Post, Account] | None:
+        """The target, its post and its account when the claim would take it now (else the
+        claim decides: stale, or early)."""
         with session_scope(self.engine) as session:
             target = session.get(Target, target_id)
             if (
@@ -156,10 +169,61 @@ class Publisher:
                 or target.due_at is None
                 or target.due_at > now
             ):
-                return False  # the claim decides: stale, or early
+                return None
             account = session.get(Account, target.account_id)
-        if account is None:
+            post = session.get(Post, target.post_id)
+            if account is None or post is None:
+                return None
+            session.expunge_all()
+        return target, post, account
+
+    def _hold_for_auth(self, target_id: str, version: int) -> bool:
+        """Whether the target was put back to wait for its account to be connected again."""
+        now = self.clock()
+        found = self._claimable(target_id, version, now)
+        if found is None:
             return False
+        target, post, account = found
+        if account.status != AccountStatus.NEEDS_REAUTH:
+            return False
+        until = self._reauth_deadline(target, post)
+        if until <= now:
+            return False  # waited long enough: the claim and the call fail it with the reason
+        reason = account.status_reason or "the account must be connected again"
+        with session_scope(self.engine) as session:
+            moved = move_target(
+                session,
+                target_id,
+                TargetStatus.QUEUED,
+                version,
+                status=TargetStatus.RETRYING,
+                version=version + 1,
+                due_at=until,
+                queued_at=None,
+                error_kind=NEEDS_REAUTH,
+                error=waiting_reason(reason),
+                updated_at=now,
+            )
+        if moved:
+            log.info(
+                "publish: target %s waits for account %s to be reconnected", target_id, account.id
+            )
+        return moved
+
+    def _reauth_deadline(self, target: Target, post: Post) -> datetime:
+        """Until when a target waits for its account to be connected again."""
+        since = post.scheduled_at or target.due_at or self.clock()
+        return since + timedelta(seconds=self.settings.needs_reauth_max_wait_seconds)
+
+    def _pace(self, target_id: str, version: int) -> bool:
+        """Whether the target was put back for its platform's pace (only when it is claimable)."""
+        if self.pacer is None:
+            return False
+        now = self.clock()
+        found = self._claimable(target_id, version, now)
+        if found is None:
+            return False
+        _, _, account = found
         try:
             paces = self.platforms.get(account.platform).paces(account_ref(account))
         except HeraldError:
@@ -245,13 +309,13 @@ class Publisher:
                 publish_request(target, post, account, self.platforms, save_checkpoint=save)
             )
         except CredentialsUnavailable as exc:
-            return _failed(AttemptOutcome.NEEDS_AUTH, exc.message, "needs_auth")
+            return self._needs_auth(target, post, account, exc.message, None, refresh=False)
         except Waiting as exc:
             return self._wait(target, post, exc)
         except TransientError as exc:
             return self._retry_or_fail(target, exc)
         except NeedsAuth as exc:
-            return _failed(AttemptOutcome.NEEDS_AUTH, exc.message, "needs_auth", exc.http_status)
+            return self._needs_auth(target, post, account, exc.message, exc.http_status)
         except OutcomeUnknown as exc:
             return Outcome(
                 status=TargetStatus.UNKNOWN,
@@ -277,6 +341,78 @@ class Publisher:
             result=result,
             http_status=result.http_status,
         )
+
+    def _needs_auth(
+        self,
+        target: Target,
+        post: Post,
+        account: Account,
+        message: str,
+        http_status: int | None,
+        *,
+        refresh: bool = True,
+    ) -> Outcome:
+        """The platform refused the account's token. The first time, the token is refreshed and
+        the target tried once more after it; when a refresh did not help (or there is no way to
+        refresh), the account needs to be connected again and the target waits for that,
+        spending no attempt, until NEEDS_REAUTH_MAX_WAIT_SECONDS past its time."""
+        now = self.clock()
+        deadline = self._reauth_deadline(target, post)
+        if now >= deadline:
+            return _failed(AttemptOutcome.NEEDS_AUTH, message, "needs_auth", http_status)
+        authenticator = self.platforms.authenticator(account.platform)
+        if (
+            refresh
+            and authenticator is not None
+            and authenticator.configured
+            and not self._refreshed_in_vain(target, account)
+        ):
+            return Outcome(
+                status=TargetStatus.RETRYING,
+                attempt=AttemptOutcome.NEEDS_AUTH,
+                error=f"{message}; refreshing the account's token, then trying once more",
+                error_kind=AUTH_REFRESH,
+                http_status=http_status,
+                # The refresh releases the target as soon as it succeeds; this is the fallback.
+                retry_at=now + timedelta(seconds=self.settings.token_refresh_lease_seconds),
+                refund_attempt=True,
+            )
+        return Outcome(
+            status=TargetStatus.RETRYING,
+            attempt=AttemptOutcome.NEEDS_AUTH,
+            error=waiting_reason(message),
+            error_kind=NEEDS_REAUTH,
+            http_status=http_status,
+            retry_at=deadline,
+            refund_attempt=True,
+        )
+
+    def _refreshed_in_vain(self, target: Target, account: Account) -> bool:
+        """Whether the token was refreshed after this target's last refusal, and still fails."""
+        with session_scope(self.engine) as session:
+            refused_at = session.exec(
+                select(Attempt.finished_at)
+                .where(
+                    Attempt.target_id == target.id,
+                    Attempt.outcome == AttemptOutcome.NEEDS_AUTH,
+                )
+                .order_by(col(Attempt.number).desc())
+            ).first()
+            refreshed_at = session.exec(
+                select(Account.refreshed_at).where(Account.id == account.id)
+            ).first()
+        return refused_at is not None and refreshed_at is not None and refreshed_at >= refused_at
+
+    def _after_auth_failure(self, account: Account, outcome: Outcome) -> None:
+        """Ask for the refresh, or mark the account, once the target's outcome is recorded (so
+        a refresh that succeeds at once still finds the target to release)."""
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            if outcome.error_kind == AUTH_REFRESH:
+                request_refresh(session, account, now)
+            else:
+                reason = (outcome.error or "").removeprefix(waiting_reason(""))
+                mark_needs_reauth(session, account.id, reason or "the token was refused", now)
 
     def _wait(self, target: Target, post: Post, exc: Waiting) -> Outcome:
         """A rate limit, a quota, or a post still processing: wait without spending an attempt,

@@ -25,12 +25,13 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
         try:
             report = dispatcher.tick()
             failures = 0
-            if report.dispatched or report.resent or report.reconciled:
+            if report.dispatched or report.resent or report.reconciled or report.refreshes:
                 log.info(
-                    "tick: dispatched=%d resent=%d reconciled=%d send_failed=%d",
+                    "tick: dispatched=%d resent=%d reconciled=%d refreshes=%d send_failed=%d",
                     report.dispatched,
                     report.resent,
                     report.reconciled,
+                    report.refreshes,
                     report.send_failed,
                 )
             # A full batch means more is due right now: go again without sleeping.

@@ -6,6 +6,8 @@
   at the same version (if the first message turns up after all, the claim lets one through).
 - reconcile_stuck: a target left publishing (its worker died mid-call) is settled with the
   platform, never blindly posted again.
+- token refreshes that are due go to the token-refresh queue (refreshing.py), and the cron
+  entries (cron_entries: the weekly full refresh) fire once across replicas (cron.py).
 
 Each query reads one partial index range bounded by LIMIT, so a tick costs what is due,
 not what is scheduled. Two schedulers can run: on PostgreSQL `FOR UPDATE SKIP LOCKED` keeps
@@ -34,6 +36,9 @@ from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 from herald_common.targets import move_target, reconcile
 from herald_common.timeutil import utcnow
+from herald_common.tokens import request_refresh_all
+from herald_scheduler.cron import Cron, CronEntry
+from herald_scheduler.refreshing import RefreshDispatcher
 
 log = logging.getLogger(__name__)
 SelectT = TypeVar("SelectT", bound=Any)
@@ -59,6 +64,8 @@ class TickReport:
     resent: int = 0
     reconciled: int = 0
     send_failed: int = 0
+    refreshes: int = 0
+    cron: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -70,9 +77,18 @@ class Dispatcher:
     platforms: PlatformRegistry
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
+    refreshes: RefreshDispatcher | None = None
+    cron: Cron | None = None
+
+    def __post_init__(self) -> None:
+        if self.refreshes is None:
+            self.refreshes = RefreshDispatcher(self.engine, self.broker, self.settings)
+        if self.cron is None:
+            self.cron = Cron(self.engine, cron_entries(self))
 
     def tick(self) -> TickReport:
-        """One pass: dispatch what is due, resend what was lost, reconcile what is stuck."""
+        """One pass: dispatch what is due, resend what was lost, reconcile what is stuck,
+        send the token refreshes that are due, and fire the cron entries that are due."""
         report = TickReport()
         now = self.clock()
         report.dispatched, report.send_failed = self.dispatch_due(now)
@@ -80,7 +96,18 @@ class Dispatcher:
         if not report.send_failed:
             report.resent, report.send_failed = self.resend_lost(now)
         report.reconciled = self.reconcile_stuck(now)
+        assert self.refreshes is not None and self.cron is not None
+        report.cron = self.cron.fire_due(now)
+        if not report.send_failed:
+            report.refreshes, failed = self.refreshes.dispatch_due(now)
+            report.send_failed += failed
         return report
+
+    def request_all_refreshes(self, now: datetime) -> str:
+        """The weekly full token refresh (a cron entry)."""
+        with session_scope(self.engine) as session:
+            asked = request_refresh_all(session, self.platforms, now)
+        return f"{asked} account(s) asked to refresh"
 
     def dispatch_due(self, now: datetime) -> tuple[int, int]:
         """Claim and send targets due by now + lookahead; (sent, failed to send)."""
@@ -228,6 +255,17 @@ class Dispatcher:
     def _mark_unsent(self, items: list[Queued]) -> None:
         with session_scope(self.engine) as session:
             _set_queued_at(session, items, NEVER_SENT)
+
+
+def cron_entries(dispatcher: Dispatcher) -> list[CronEntry]:
+    """Every calendar job the scheduler runs: the one place they are declared."""
+    return [
+        CronEntry(
+            "token-refresh-weekly",
+            dispatcher.settings.token_refresh_cron,
+            dispatcher.request_all_refreshes,
+        ),
+    ]
 
 
 def _set_queued_at(session: Session, items: list[Queued], when: datetime) -> None:

@@ -1,6 +1,7 @@
 """The database models of record, one module per domain."""
 
-from herald_common.models.accounts import Account, AccountStatus
+from herald_common.models.accounts import Account, AccountStatus, OAuthState
+from herald_common.models.cron import CronRun
 from herald_common.models.posts import (
     ACTIVE_TARGET_STATES,
     Attempt,
@@ -20,6 +21,8 @@ __all__ = [
     "ApiKey",
     "Attempt",
     "AttemptOutcome",
+    "CronRun",
+    "OAuthState",
     "Post",
     "PostStatus",
     "SandboxDelivery",

@@ -17,6 +17,7 @@ from herald_common.crypto import CredentialBox
 from herald_common.db import session_scope
 from herald_common.errors import FieldError, InvalidInput
 from herald_common.models import Account
+from herald_common.platforms.auth import Authenticator, OAuthClient
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
@@ -104,6 +105,70 @@ def http_client(settings: Settings) -> httpx.Client:
     )
 
 
+def _oauth_client(client_id: str | None, client_secret: str | None) -> OAuthClient | None:
+    return OAuthClient(client_id, client_secret) if client_id else None
+
+
+def authenticators(client: httpx.Client, settings: Settings) -> dict[str, Authenticator]:
+    """One Authenticator per platform whose accounts are connected or refreshed."""
+    from herald_common.platforms.direct_auth import BlueskyAuthenticator, MastodonAuthenticator
+    from herald_common.platforms.meta_auth import (
+        FacebookAuthenticator,
+        InstagramAuthenticator,
+        ThreadsAuthenticator,
+    )
+    from herald_common.platforms.oauth2 import (
+        LinkedInAuthenticator,
+        TikTokAuthenticator,
+        XAuthenticator,
+    )
+
+    meta = _oauth_client(settings.facebook_app_id, settings.facebook_app_secret)
+    return {
+        "mastodon": MastodonAuthenticator(client),
+        "bluesky": BlueskyAuthenticator(client),
+        "x": XAuthenticator(
+            client,
+            oauth=_oauth_client(settings.x_client_id, settings.x_client_secret),
+            api_url=settings.x_api_url,
+            authorize_url=settings.x_authorize_url,
+        ),
+        "linkedin": LinkedInAuthenticator(
+            client,
+            oauth=_oauth_client(settings.linkedin_client_id, settings.linkedin_client_secret),
+            oauth_url=settings.linkedin_oauth_url,
+            api_url=settings.linkedin_api_url,
+        ),
+        "tiktok": TikTokAuthenticator(
+            client,
+            oauth=_oauth_client(settings.tiktok_client_key, settings.tiktok_client_secret),
+            api_url=settings.tiktok_api_url,
+            authorize_url=settings.tiktok_authorize_url,
+        ),
+        "facebook": FacebookAuthenticator(
+            client,
+            oauth=meta,
+            api_url=settings.facebook_api_url,
+            api_version=settings.graph_api_version,
+            dialog_url=settings.facebook_dialog_url,
+        ),
+        "instagram": InstagramAuthenticator(
+            client,
+            oauth=meta,
+            api_url=settings.instagram_api_url,
+            api_version=settings.graph_api_version,
+            dialog_url=settings.facebook_dialog_url,
+        ),
+        "threads": ThreadsAuthenticator(
+            client,
+            oauth=_oauth_client(settings.threads_app_id, settings.threads_app_secret),
+            api_url=settings.threads_api_url,
+            api_version=settings.threads_api_version,
+            authorize_url=settings.threads_authorize_url,
+        ),
+    }
+
+
 class PlatformRegistry:
     """Builds each adapter once, with the collaborators it needs, and holds account secrets."""
 
@@ -162,6 +227,17 @@ class PlatformRegistry:
             ),
         }
 
+        self._authenticators = authenticators(self._client, settings)
+
+    def authenticator(self, platform: str) -> Authenticator | None:
+        """How accounts on a platform are connected and refreshed; None where nothing expires."""
+        return self._authenticators.get(platform)
+
+    def token_expiry(self, platform: str, credentials: Mapping[str, Any]) -> float | None:
+        """When these secrets' access token expires (epoch seconds); None when it does not."""
+        authenticator = self.authenticator(platform)
+        return authenticator.expires_at(credentials) if authenticator else None
+
     def get(self, platform: str) -> Platform:
         """The adapter for a platform name; InvalidInput when Herald has none."""
         try:
@@ -203,6 +279,7 @@ __all__ = [
     "PLATFORMS",
     "SCHEMAS",
     "AccountRef",
+    "Authenticator",
     "LookupUnsupported",
     "Pace",
     "Platform",

@@ -21,6 +21,8 @@ class TokenCredentials(BaseModel):
     #: When the access token (and the refresh token) expire, in epoch seconds.
     expires_at: float | None = None
     refresh_expires_at: float | None = None
+    #: The scopes the user granted, as the platform lists them.
+    scope: str | None = Field(default=None, max_length=2000)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,8 @@ MAX_TEXT_BYTES = 3000
 MAX_IMAGES = 4
 MAX_IMAGE_BYTES = 1_000_000
 MAX_TAG_GRAPHEMES = 64
-_RESET_HEADERS = ("ratelimit-reset", "x-ratelimit-reset")
+#: Where a 429's reset time is, after Retry-After.
+RESET_HEADERS = ("ratelimit-reset", "x-ratelimit-reset")
 _AUTH_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthRequired", "AuthMissing"})
 _EXISTS_ERRORS = frozenset({"RecordAlreadyExists", "RecordExists", "DuplicateRecord"})
 
@@ -424,7 +425,7 @@ class BlueskyPlatform(Platform):
         if response.status_code != 200:
             if response.status_code in (400, 401):
                 raise NeedsAuth(
-                    f"bluesky: signing in failed: {_xrpc_message(response)}",
+                    f"bluesky: signing in failed: {xrpc_message(response)}",
                     http_status=response.status_code,
                 )
             raise self._error(response)
@@ -474,13 +475,13 @@ class BlueskyPlatform(Platform):
         """One authenticated call; on an expired or invalid token, refresh once and repeat."""
         session = self._session(account)
         response = self._authed(account, session, http_method, method, **kwargs)
-        if _is_auth_failure(response):
+        if is_auth_failure(response):
             session = self._refresh(account, session)
             response = self._authed(account, session, http_method, method, **kwargs)
-            if _is_auth_failure(response):
+            if is_auth_failure(response):
                 raise NeedsAuth(
                     f"bluesky: the session was refused after signing in again: "
-                    f"{_xrpc_message(response)}",
+                    f"{xrpc_message(response)}",
                     http_status=response.status_code,
                 )
         return response, session
@@ -502,16 +503,18 @@ class BlueskyPlatform(Platform):
         return f"{base}/xrpc/{method}"
 
     def _error(self, response: httpx.Response) -> PlatformError:
-        return status_error(self.name, response, reset_headers=_RESET_HEADERS)
+        return status_error(self.name, response, reset_headers=RESET_HEADERS)
 
 
-def _is_auth_failure(response: httpx.Response) -> bool:
+def is_auth_failure(response: httpx.Response) -> bool:
+    """Whether the PDS refused the token (401, or 400 ExpiredToken/InvalidToken/AuthRequired)."""
     if response.status_code == 401:
         return True
     return response.status_code == 400 and error_code(response) in _AUTH_ERRORS
 
 
-def _xrpc_message(response: httpx.Response) -> str:
+def xrpc_message(response: httpx.Response) -> str:
+    """The XRPC error's `error` and `message`, e.g. "ExpiredToken: Token has expired"."""
     try:
         body = response.json()
     except ValueError:

@@ -15,16 +15,16 @@ from herald_api.schemas import (
     SandboxDeliveryOut,
 )
 from herald_api.services import accounts
-from herald_common.crypto import CredentialBox
 from herald_common.db import session_scope
+from herald_common.platforms import PlatformRegistry
 
 
 class AccountCollection:
     """/v1/accounts"""
 
-    def __init__(self, engine: Engine, box: CredentialBox) -> None:
+    def __init__(self, engine: Engine, platforms: PlatformRegistry) -> None:
         self._engine = engine
-        self._box = box
+        self._platforms = platforms
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with session_scope(self._engine) as session:
@@ -35,7 +35,9 @@ class AccountCollection:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_body(req, AccountCreate)
         with session_scope(self._engine) as session:
-            account = accounts.create_account(session, req.context.tenant_id, body, box=self._box)
+            account = accounts.create_account(
+                session, req.context.tenant_id, body, platforms=self._platforms
+            )
             out = AccountOut.model_validate(account)
         resp.status = 201
         resp.location = f"/v1/accounts/{out.id}"
@@ -45,9 +47,9 @@ class AccountCollection:
 class AccountItem:
     """/v1/accounts/{account_id} and its sub-resources."""
 
-    def __init__(self, engine: Engine, box: CredentialBox) -> None:
+    def __init__(self, engine: Engine, platforms: PlatformRegistry) -> None:
         self._engine = engine
-        self._box = box
+        self._platforms = platforms
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, account_id: str) -> None:
         with session_scope(self._engine) as session:
@@ -59,7 +61,7 @@ class AccountItem:
         body = parse_body(req, AccountUpdate)
         with session_scope(self._engine) as session:
             account = accounts.update_account(
-                session, req.context.tenant_id, account_id, body, box=self._box
+                session, req.context.tenant_id, account_id, body, platforms=self._platforms
             )
             out = AccountOut.model_validate(account)
         resp.media = out.model_dump(mode="json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +16,9 @@ from herald_api.services.posts import cancel_account_targets
 from herald_common.crypto import CredentialBox
 from herald_common.errors import FieldError, InvalidInput, NotFound
 from herald_common.models import Account, AccountStatus, SandboxDelivery
-from herald_common.platforms import PLATFORMS, SCHEMAS
+from herald_common.platforms import PLATFORMS, SCHEMAS, PlatformRegistry
 from herald_common.timeutil import utcnow
+from herald_common.tokens import from_epoch, reconnected
 
 
 def get_account(session: Session, tenant_id: str, account_id: str) -> Account:
@@ -55,11 +57,17 @@ def _checked(schema: type[BaseModel], values: dict[str, Any], prefix: str) -> di
     return parsed.model_dump(mode="json", exclude_unset=True)
 
 
-def _sealed_credentials(
-    box: CredentialBox, platform: str, credentials: dict[str, Any] | None
+def checked_settings(platform: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The account's options, checked against its platform's settings schema (422 naming
+    `settings.<field>`)."""
+    return _checked(SCHEMAS[platform].settings, dict(values), "settings")
+
+
+def checked_credentials(
+    box: CredentialBox, platform: str, credentials: Mapping[str, Any] | None
 ) -> str | None:
     """The platform's secrets, checked and encrypted; None when there are none."""
-    values = _checked(SCHEMAS[platform].credentials, credentials or {}, "credentials")
+    values = _checked(SCHEMAS[platform].credentials, dict(credentials or {}), "credentials")
     if not values:
         return None
     if not box.available:
@@ -81,10 +89,10 @@ def create_account(
     tenant_id: str,
     body: AccountCreate,
     *,
-    box: CredentialBox,
+    platforms: PlatformRegistry,
     now: datetime | None = None,
 ) -> Account:
-    """Connect an account on a platform Herald supports."""
+    """Add an account on a platform Herald supports, with its secrets as given."""
     now = now or utcnow()
     errors = _handle_errors(body.handle)
     if body.platform not in PLATFORMS:
@@ -96,8 +104,9 @@ def create_account(
         platform=body.platform,
         handle=body.handle.strip(),
         external_id=body.external_id,
-        settings=_checked(SCHEMAS[body.platform].settings, body.settings, "settings"),
-        credentials=_sealed_credentials(box, body.platform, body.credentials),
+        settings=checked_settings(body.platform, body.settings),
+        credentials=checked_credentials(platforms.credentials, body.platform, body.credentials),
+        token_expires_at=_expiry(platforms, body.platform, body.credentials),
         created_at=now,
         updated_at=now,
     )
@@ -112,12 +121,13 @@ def update_account(
     account_id: str,
     body: AccountUpdate,
     *,
-    box: CredentialBox,
+    platforms: PlatformRegistry,
     now: datetime | None = None,
 ) -> Account:
     """Change an account's handle, settings or secrets (each replaced as a whole).
 
-    New secrets make a `needs_reauth` account active again: they are what re-auth means.
+    New secrets make a `needs_reauth` account active again (they are what re-auth means), and
+    the targets held for it go out.
     """
     now = now or utcnow()
     account = get_account(session, tenant_id, account_id)
@@ -133,16 +143,25 @@ def update_account(
             raise InvalidInput(errors)
         account.handle = body.handle.strip()
     if body.settings is not None:
-        account.settings = _checked(SCHEMAS[account.platform].settings, body.settings, "settings")
+        account.settings = checked_settings(account.platform, body.settings)
     if body.credentials is not None:
-        account.credentials = _sealed_credentials(box, account.platform, body.credentials)
-        if account.status == AccountStatus.NEEDS_REAUTH:
-            account.status = AccountStatus.ACTIVE
-            account.status_reason = None
+        account.credentials = checked_credentials(
+            platforms.credentials, account.platform, body.credentials
+        )
+        account.token_expires_at = _expiry(platforms, account.platform, body.credentials)
+        account.refreshed_at = now
     account.updated_at = now
     session.add(account)
     session.flush()
+    if body.credentials is not None:
+        reconnected(session, account, now)
     return account
+
+
+def _expiry(
+    platforms: PlatformRegistry, platform: str, credentials: Mapping[str, Any] | None
+) -> datetime | None:
+    return from_epoch(platforms.token_expiry(platform, credentials or {}))
 
 
 def delete_account(

@@ -1,0 +1,393 @@
+"""Keeping accounts connected: refreshing tokens one account at a time, and what waits on it.
+
+The schedule of refreshes lives in the accounts table, like the schedule of posts:
+
+- `refresh_due_at` says a refresh is wanted (a person asked, the weekly run, a 401 while
+  publishing, or a backoff after a failure); a token about to expire (`token_expires_at`
+  within Settings.token_refresh_window_seconds) is due on its own.
+- The scheduler sends one `token-refresh` message per due account and stamps
+  `refresh_queued_at` (a message lost on the way is sent again after requeue_after_seconds).
+- `TokenKeeper.refresh` takes a lease first: one compare-and-set from `active` (or
+  `needs_reauth`, when a person asked) to `refreshing`, only while the account is still due.
+  Two workers asked at once, in any processes or replicas, make one refresh call; the second
+  finds the lease taken, or finds the account no longer due once the first has finished. A
+  rotating refresh token (X, TikTok) is never spent twice. A lease whose worker died is taken
+  over after Settings.token_refresh_lease_seconds.
+
+Failures are classified by the Authenticator: TransientError (network, 5xx, 429) → try again
+with backoff, the account stays `active`; NeedsAuth (invalid_grant, revoked, app deauthorized)
+→ `needs_reauth` with the reason, and the account's pending targets say why they wait;
+anything else (the operator's app configuration, a bug) → stays `active`, the error is kept,
+tried again after the longest backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from herald_common.crypto import CredentialsUnavailable
+from herald_common.db import session_scope
+from herald_common.errors import NeedsAuth, PlatformError, TransientError
+from herald_common.models import Account, AccountStatus, Target, TargetStatus
+from herald_common.platforms import PLATFORMS, PlatformRegistry
+from herald_common.platforms.auth import Authenticator, Refreshed
+from herald_common.settings import Settings
+from herald_common.targets import account_ref
+from herald_common.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+#: error_kind of a target held for its account: a refresh is under way after a 401.
+AUTH_REFRESH = "auth_refresh"
+#: error_kind of a target held until its account is connected again.
+NEEDS_REAUTH = "needs_reauth"
+HELD_FOR_AUTH = (AUTH_REFRESH, NEEDS_REAUTH)
+
+
+class RefreshResult(StrEnum):
+    """What one refresh message came to."""
+
+    REFRESHED = "refreshed"
+    SKIPPED = "skipped"  # not due any more, or another worker holds the lease
+    RETRY = "retry"  # transient failure: due again after a backoff, still active
+    NEEDS_REAUTH = "needs_reauth"
+    ERROR = "error"  # configuration or a bug: kept in refresh_error, tried again later
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    """An epoch-seconds expiry as an aware datetime."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, tz=utcnow().tzinfo)
+
+
+def due_condition(now: datetime, settings: Settings) -> Any:
+    """SQL: the account wants a refresh now (asked for, or its token is about to expire)."""
+    window = now + timedelta(seconds=settings.token_refresh_window_seconds)
+    return or_(
+        col(Account.refresh_due_at) <= now,
+        and_(
+            col(Account.refresh_due_at).is_(None),
+            col(Account.status) == AccountStatus.ACTIVE,
+            col(Account.token_expires_at) <= window,
+        ),
+    )
+
+
+def request_refresh(session: Session, account: Account, now: datetime) -> None:
+    """Ask for a refresh of the account as soon as the scheduler's next tick."""
+    session.execute(
+        update(Account)
+        .where(col(Account.id) == account.id, col(Account.tenant_id) == account.tenant_id)
+        .values(refresh_due_at=now, refresh_queued_at=None, updated_at=now)
+    )
+
+
+def request_refresh_all(
+    session: Session, platforms: PlatformRegistry, now: datetime, *, tenant_id: str | None = None
+) -> int:
+    """Ask for a refresh of every active account (of one tenant, or all) whose platform has
+    tokens to keep; how many were asked."""
+    names = [name for name in PLATFORMS if platforms.authenticator(name) is not None]
+    query = update(Account).where(
+        col(Account.deleted_at).is_(None),
+        col(Account.status) == AccountStatus.ACTIVE,
+        col(Account.platform).in_(names),
+    )
+    if tenant_id is not None:
+        query = query.where(col(Account.tenant_id) == tenant_id)
+    asked: int = session.execute(query.values(refresh_due_at=now, refresh_queued_at=None)).rowcount  # type: ignore[attr-defined]
+    return asked
+
+
+def mark_needs_reauth(session: Session, account_id: str, reason: str, now: datetime) -> int:
+    """The account must be connected again: its pending targets say so and wait for it."""
+    session.execute(
+        update(Account)
+        .where(col(Account.id) == account_id)
+        .values(
+            status=AccountStatus.NEEDS_REAUTH,
+            status_reason=reason[:1000],
+            refresh_due_at=None,
+            refresh_queued_at=None,
+            refresh_started_at=None,
+            updated_at=now,
+        )
+    )
+    marked: int = session.execute(
+        update(Target)
+        .where(
+            col(Target.account_id) == account_id,
+            col(Target.status).in_([TargetStatus.SCHEDULED, TargetStatus.RETRYING]),
+        )
+        .values(error_kind=NEEDS_REAUTH, error=waiting_reason(reason)[:2000], updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    return marked
+
+
+def waiting_reason(reason: str) -> str:
+    """What a held target says while its account needs to be connected again."""
+    return f"waiting for the account to be connected again: {reason}"
+
+
+def release_held_targets(session: Session, account_id: str, now: datetime) -> int:
+    """The account works again: targets held for it go out now (retrying ones) and lose the
+    mark (scheduled ones keep their time)."""
+    released: int = session.execute(
+        update(Target)
+        .where(
+            col(Target.account_id) == account_id,
+            col(Target.status) == TargetStatus.RETRYING,
+            col(Target.error_kind).in_(HELD_FOR_AUTH),
+        )
+        .values(due_at=now, version=Target.version + 1, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    session.execute(
+        update(Target)
+        .where(
+            col(Target.account_id) == account_id,
+            col(Target.status) == TargetStatus.SCHEDULED,
+            col(Target.error_kind) == NEEDS_REAUTH,
+        )
+        .values(error_kind=None, error=None, updated_at=now)
+    )
+    return released
+
+
+def reconnected(session: Session, account: Account, now: datetime) -> None:
+    """New secrets arrived (API, OAuth callback): the account is active, held targets go."""
+    if account.status in (AccountStatus.NEEDS_REAUTH, AccountStatus.REFRESHING):
+        account.status = AccountStatus.ACTIVE
+        account.status_reason = None
+    account.refresh_due_at = None
+    account.refresh_queued_at = None
+    account.refresh_started_at = None
+    account.refresh_failures = 0
+    account.refresh_error = None
+    session.add(account)
+    session.flush()
+    release_held_targets(session, account.id, now)
+
+
+@dataclass
+class TokenKeeper:
+    """Refreshes one account's tokens under a lease; collaborators handed in."""
+
+    engine: Engine
+    platforms: PlatformRegistry
+    settings: Settings
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    def refresh(self, tenant_id: str, account_id: str) -> RefreshResult:
+        """Refresh the account if it is still due and nobody else is refreshing it."""
+        now = self.clock()
+        leased = self._lease(tenant_id, account_id, now)
+        if leased is None:
+            log.info(
+                "token-refresh: account %s is not due or is being refreshed; skipped", account_id
+            )
+            return RefreshResult.SKIPPED
+        account, previous_status = leased
+        try:
+            authenticator = self.platforms.authenticator(account.platform)
+            if authenticator is None:  # nothing expires on this platform (the sandbox)
+                self._release(account, status=previous_status, refresh_due_at=None, updated_at=now)
+                return RefreshResult.SKIPPED
+            refreshed = authenticator.refresh(
+                account_ref(account, self.platforms.credentials_of(account))
+            )
+        except CredentialsUnavailable as exc:
+            return self._needs_reauth(account, exc.message)
+        except NeedsAuth as exc:
+            return self._needs_reauth(account, exc.message)
+        except TransientError as exc:
+            return self._retry(account, previous_status, exc.message, exc.retry_after)
+        except PlatformError as exc:
+            return self._error(account, previous_status, exc.message)
+        except Exception as exc:
+            log.exception("token-refresh: refreshing account %s raised", account_id)
+            self._error(account, previous_status, f"unexpected error ({type(exc).__name__})")
+            raise
+        return self._store(account, authenticator, refreshed)
+
+    # -- the lease ------------------------------------------------------------------------
+
+    def _lease(self, tenant_id: str, account_id: str, now: datetime) -> tuple[Account, str] | None:
+        stale = now - timedelta(seconds=self.settings.token_refresh_lease_seconds)
+        with session_scope(self.engine) as session:
+            account = session.exec(
+                select(Account).where(
+                    Account.id == account_id,
+                    Account.tenant_id == tenant_id,
+                    col(Account.deleted_at).is_(None),
+                )
+            ).first()
+            if account is None:
+                return None
+            previous = account.status
+            if previous == AccountStatus.REFRESHING:
+                # Its worker died mid-refresh: what the account was before is not known, and
+                # only a refresh that succeeds proves it works.
+                previous = AccountStatus.ACTIVE
+            taken: int = session.execute(
+                update(Account)
+                .where(
+                    col(Account.id) == account_id,
+                    col(Account.tenant_id) == tenant_id,
+                    col(Account.deleted_at).is_(None),
+                    or_(
+                        col(Account.status) == AccountStatus.ACTIVE,
+                        # A person (or the API on their behalf) asked to try again.
+                        and_(
+                            col(Account.status) == AccountStatus.NEEDS_REAUTH,
+                            col(Account.refresh_due_at).is_not(None),
+                        ),
+                        and_(
+                            col(Account.status) == AccountStatus.REFRESHING,
+                            col(Account.refresh_started_at) < stale,
+                        ),
+                    ),
+                    due_condition(now, self.settings),
+                )
+                .values(
+                    status=AccountStatus.REFRESHING,
+                    refresh_started_at=now,
+                    updated_at=now,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if not taken:
+                return None
+            session.refresh(account)
+            session.expunge(account)
+        return account, previous
+
+    def _release(self, account: Account, **values: Any) -> bool:
+        """End our lease with `values`; False when it is no longer ours (taken over)."""
+        with session_scope(self.engine) as session:
+            moved = self._release_in(session, account, **values)
+        return moved
+
+    def _release_in(self, session: Session, account: Account, **values: Any) -> bool:
+        moved: int = session.execute(
+            update(Account)
+            .where(
+                col(Account.id) == account.id,
+                col(Account.status) == AccountStatus.REFRESHING,
+                col(Account.refresh_started_at) == account.refresh_started_at,
+            )
+            .values(refresh_started_at=None, refresh_queued_at=None, **values)
+        ).rowcount  # type: ignore[attr-defined]
+        return moved > 0
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _store(
+        self, account: Account, authenticator: Authenticator, refreshed: Refreshed
+    ) -> RefreshResult:
+        now = self.clock()
+        expires = refreshed.expires_at
+        if expires is None:
+            expires = authenticator.expires_at(refreshed.credentials)
+        expires_at = from_epoch(expires)
+        window = now + timedelta(seconds=self.settings.token_refresh_window_seconds)
+        # A token the platform would not renew yet (no refresh token; too young to refresh) is
+        # looked at again when it expires, not on every tick until then.
+        due_again = expires_at if expires_at is not None and expires_at <= window else None
+        with session_scope(self.engine) as session:
+            stored = self._release_in(
+                session,
+                account,
+                credentials=self.platforms.credentials.seal(dict(refreshed.credentials)),
+                token_expires_at=expires_at,
+                refreshed_at=now,
+                refresh_due_at=due_again,
+                refresh_failures=0,
+                refresh_error=None,
+                status=AccountStatus.ACTIVE,
+                status_reason=None,
+                updated_at=now,
+            )
+            if stored:
+                released = release_held_targets(session, account.id, now)
+        if not stored:
+            # Another worker took the lease over (ours outlived token_refresh_lease_seconds).
+            log.warning(
+                "token-refresh: account %s lease lost; the new tokens were dropped", account.id
+            )
+            return RefreshResult.SKIPPED
+        log.info(
+            "token-refresh: account %s (%s) refreshed; expires %s%s",
+            account.id,
+            account.platform,
+            expires_at.isoformat() if expires_at else "never",
+            f"; {released} held target(s) released" if released else "",
+        )
+        return RefreshResult.REFRESHED
+
+    def _needs_reauth(self, account: Account, reason: str) -> RefreshResult:
+        now = self.clock()
+        with session_scope(self.engine) as session:
+            if not self._release_in(session, account, updated_at=now):
+                return RefreshResult.SKIPPED
+            marked = mark_needs_reauth(session, account.id, reason, now)
+        log.warning(
+            "token-refresh: account %s (%s) needs to be connected again: %s (%d target(s) wait)",
+            account.id,
+            account.platform,
+            reason,
+            marked,
+        )
+        return RefreshResult.NEEDS_REAUTH
+
+    def _retry(
+        self, account: Account, previous: str, reason: str, retry_after: float | None
+    ) -> RefreshResult:
+        failures = account.refresh_failures + 1
+        delay = self._backoff(failures, retry_after)
+        now = self.clock()
+        self._release(
+            account,
+            status=previous,
+            refresh_failures=failures,
+            refresh_error=reason[:1000],
+            # A person's retry of a needs_reauth account is tried once, not for ever.
+            refresh_due_at=(
+                None if previous == AccountStatus.NEEDS_REAUTH else now + timedelta(seconds=delay)
+            ),
+            updated_at=now,
+        )
+        log.warning(
+            "token-refresh: account %s (%s) failed (%s); again in %.0f s",
+            account.id,
+            account.platform,
+            reason,
+            delay,
+        )
+        return RefreshResult.RETRY
+
+    def _error(self, account: Account, previous: str, reason: str) -> RefreshResult:
+        now = self.clock()
+        delay = self.settings.token_refresh_backoff_max_seconds
+        self._release(
+            account,
+            status=previous,
+            refresh_failures=account.refresh_failures + 1,
+            refresh_error=reason[:1000],
+            refresh_due_at=now + timedelta(seconds=delay),
+            updated_at=now,
+        )
+        log.error("token-refresh: account %s (%s): %s", account.id, account.platform, reason)
+        return RefreshResult.ERROR
+
+    def _backoff(self, failures: int, retry_after: float | None) -> float:
+        base = self.settings.token_refresh_backoff_seconds * 2 ** max(failures - 1, 0)
+        return max(min(base, self.settings.token_refresh_backoff_max_seconds), retry_after or 0.0)
