@@ -75,11 +75,7 @@ def due_condition(now: datetime, settings: Settings) -> Any:
     window = now + timedelta(seconds=settings.token_refresh_window_seconds)
     return or_(
         col(Account.refresh_due_at) <= now,
-        and_(
-            col(Account.refresh_due_at).is_(None),
-            col(Account.status) == AccountStatus.ACTIVE,
-            col(Account.token_expires_at) <= window,
-        ),
+        and_(col(Account.refresh_due_at).is_(None), col(Account.token_expires_at) <= window),
     )
 
 

@@ -46,10 +46,13 @@ class RefreshDispatcher:
                     col(Account.deleted_at).is_(None),
                     or_(
                         and_(
-                            col(Account.status).in_(
-                                [AccountStatus.ACTIVE, AccountStatus.NEEDS_REAUTH]
-                            ),
+                            col(Account.status) == AccountStatus.ACTIVE,
                             due_condition(now, self.settings),
+                        ),
+                        # A person asked to try an account that needs re-auth once more.
+                        and_(
+                            col(Account.status) == AccountStatus.NEEDS_REAUTH,
+                            col(Account.refresh_due_at) <= now,
                         ),
                         # A refresh whose worker died: the lease is taken over.
                         and_(
