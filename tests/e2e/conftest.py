@@ -54,7 +54,7 @@ def _dump_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     report = getattr(request.node, "rep_call", None)
     stack = request.node.funcargs.get("stack") if hasattr(request.node, "funcargs") else None
     if report is not None and report.failed and isinstance(stack, Stack):
-        for name in ("api", "publisher", "scheduler"):
+        for name in ("api", "publisher", "token-refresher", "scheduler"):
             print(f"----- {name} log -----\n{stack.log(name)}")
 
 

@@ -190,16 +190,44 @@ def test_a_429_waits_for_retry_after_then_publishes_once(client, fakes):
     assert len(statuses_with(fakes, text)) == 1
 
 
-def test_an_invalid_token_fails_with_needs_auth_and_the_platforms_words(client, fakes):
+def test_a_revoked_token_needs_reauth_and_the_post_waits_until_reconnected(client, fakes):
+    # Given a Mastodon account whose token was revoked
     account_id = mastodon_account(client, fakes, token="revoked-token")
+    text = f"Waits for re-auth {uuid.uuid4().hex[:6]}"
 
-    post = finished(client, publish_now(client, account_id, "Never seen"))
+    # When a post is published now: refused (401), refreshed (the token-refresher checks the
+    # token with verify_credentials: 401 again), so the account needs connecting again
+    post_id = publish_now(client, account_id, text)
 
-    assert post["status"] == "failed"
+    def waiting() -> dict | None:
+        post = client.get(f"/v1/posts/{post_id}").json()
+        target = post["targets"][0]
+        return post if target["error_kind"] == "needs_reauth" else None
+
+    post = wait_for(waiting, timeout=20, what="the target to wait for re-auth")
+
+    # Then the post waits, saying why in Mastodon's words, with no attempt spent
     [target] = post["targets"]
-    assert target["error_kind"] == "needs_auth"
+    assert post["status"] == "scheduled"
+    assert target["status"] == "retrying"
+    assert target["error"].startswith("waiting for the account to be connected again")
     assert "The access token is invalid" in target["error"]
     assert "revoked-token" not in target["error"]
+    account = client.get(f"/v1/accounts/{account_id}").json()
+    assert account["status"] == "needs_reauth"
+    assert "The access token is invalid" in account["status_reason"]
+    assert [a["outcome"] for a in target["attempts"]] == ["needs_auth"]
+
+    # When the account is connected again with a working token
+    response = client.patch(
+        f"/v1/accounts/{account_id}", json={"credentials": {"access_token": "good-token"}}
+    )
+    assert response.status_code == 200, response.text
+
+    # Then the post goes out at once, once
+    post = finished(client, post_id)
+    assert post["status"] == "published", post
+    assert len(statuses_with(fakes, text)) == 1
 
 
 def test_bluesky_publishes_a_record_under_the_targets_key(client, fakes):
@@ -547,7 +575,7 @@ def test_no_secret_reaches_any_process_log(stack, fakes):
     ]
 
     # Then no log of any process holds one
-    for name in ("api", "publisher", "scheduler"):
+    for name in ("api", "publisher", "token-refresher", "scheduler"):
         text = (stack.logdir / f"{name}.log").read_text(errors="replace")
         assert text, f"{name} logged nothing"
         leaked = [s for s in secrets if s in text]
