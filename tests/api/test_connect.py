@@ -109,9 +109,7 @@ def test_a_bluesky_account_is_connected_with_an_app_password(client, engine, pds
     assert credentials["did"] == pds.did
 
 
-def test_connecting_the_same_account_again_updates_it_and_reactivates_it(
-    client, engine, mastodon
-):
+def test_connecting_the_same_account_again_updates_it_and_reactivates_it(client, engine, mastodon):
     # Given a connected account that later needed re-auth
     body = {"instance_url": mastodon.url, "access_token": mastodon.token}
     first = client.simulate_post("/v1/accounts/connect/mastodon", json=body).json
@@ -218,9 +216,7 @@ def test_reconnecting_names_an_account_of_the_same_platform(client, mastodon):
         "/v1/accounts/connect/mastodon",
         json={"instance_url": mastodon.url, "access_token": mastodon.token},
     ).json
-    result = client.simulate_get(
-        "/v1/accounts/connect/x", params={"account_id": account["id"]}
-    )
+    result = client.simulate_get("/v1/accounts/connect/x", params={"account_id": account["id"]})
     assert result.status_code == 422
     assert result.json["error"]["fields"][0]["field"] == "account_id"
 

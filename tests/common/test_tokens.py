@@ -125,9 +125,7 @@ def test_a_second_refresh_right_after_finds_nothing_due_and_calls_nobody(
     assert len(pds.calls(REFRESH)) == 1
 
 
-def test_threads_refreshing_one_account_at_once_make_one_call(
-    sqlite_engine, registry, keeper, pds
-):
+def test_threads_refreshing_one_account_at_once_make_one_call(sqlite_engine, registry, keeper, pds):
     # Given an expiring account and eight threads told to refresh it at the same moment
     tenant = add_tenant(sqlite_engine)
     account_id = add_bluesky(sqlite_engine, registry, pds, tenant)
@@ -198,9 +196,7 @@ def test_an_account_not_due_is_not_refreshed(sqlite_engine, registry, keeper, pd
     assert len(pds.calls(REFRESH)) == 1
 
 
-def test_an_expired_refresh_token_falls_back_to_a_new_session(
-    sqlite_engine, registry, keeper, pds
-):
+def test_an_expired_refresh_token_falls_back_to_a_new_session(sqlite_engine, registry, keeper, pds):
     # Given an account whose refresh token has expired on the PDS
     tenant = add_tenant(sqlite_engine)
     account_id = add_bluesky(sqlite_engine, registry, pds, tenant)
@@ -269,9 +265,7 @@ def test_a_platform_outage_is_retried_with_backoff_and_the_account_stays_active(
     assert (account.refresh_failures, account.refresh_error) == (0, None)
 
 
-def test_a_successful_refresh_releases_targets_held_for_it(
-    sqlite_engine, registry, keeper, pds
-):
+def test_a_successful_refresh_releases_targets_held_for_it(sqlite_engine, registry, keeper, pds):
     # Given a target held after a 401 while the token is refreshed
     tenant = add_tenant(sqlite_engine)
     account_id = add_bluesky(sqlite_engine, registry, pds, tenant)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from tests.platforms.servers import FakeServer, Recorded, Reply
+
+if TYPE_CHECKING:
+    from tests.platforms.fake_oauth import OAuthAuthority
 
 PERSON = "urn:li:person:8675309"
 
@@ -144,13 +147,34 @@ class FakeLinkedIn(FakeServer):
         self.duplicate_names_urn = True
         self._ids = itertools.count(7_260_000_000_000_000_000)
         self._slugs = itertools.count(1)
+        #: The member behind the token, as OpenID Connect userinfo gives it (GET /v2/userinfo).
+        sub = author.rsplit(":", 1)[-1] if author.startswith("urn:li:person:") else "8675309"
+        self.member: dict[str, Any] = {
+            "sub": sub,
+            "email_verified": True,
+            "name": "Alice Example",
+            "locale": {"country": "US", "language": "en"},
+            "given_name": "Alice",
+            "family_name": "Example",
+            "picture": "https://media.licdn.example/alice.jpg",
+        }
+        #: The OAuth 2.0 authorization server (/oauth/v2/authorization, /oauth/v2/accessToken),
+        #: once one is mounted (tests.platforms.fake_oauth.linkedin_authority).
+        self.oauth: OAuthAuthority | None = None
 
     def respond(self, request: Recorded) -> Reply:
+        if self.oauth is not None:
+            answer = self.oauth.handle(request)
+            if answer is not None:
+                return answer
         header = request.headers.get("authorization", "")
         state = self.tokens.get(header.removeprefix("Bearer "), "invalid")
         if not header.startswith("Bearer ") or state != "valid":
             return Reply(401, TOKEN_ERRORS[state if state != "valid" else "invalid"])
         path, method = request.path, request.method
+        if method == "GET" and path == "/v2/userinfo":
+            # OpenID Connect userinfo: no LinkedIn-Version or Rest.li headers needed.
+            return Reply(200, dict(self.member))
         if method == "PUT" and path.startswith("/dms-uploads/"):
             return self._receive(path.removeprefix("/dms-uploads/"), request)
         if not request.headers.get("linkedin-version"):

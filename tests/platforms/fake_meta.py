@@ -7,6 +7,14 @@ X-App-Usage and X-Business-Use-Case-Usage headers), containers that stay IN_PROG
 `processing_polls` status reads before they are FINISHED, PUBLISHED after a publish, and the
 24-hour publishing quotas.
 
+They also answer the login side (see `FakeGraph`'s OAuth section and `FakeThreads`): the app
+registered with them (`app_id`, `app_secret`), people who grant it access (`authorize` gives the
+code the dialog would send back: single-use, bound to its redirect_uri, valid 10 minutes), the
+code exchange, long-lived tokens, Pages and their tokens (/me/accounts), /me, Threads'
+th_exchange_token and th_refresh_token (refused for tokens under 24 hours old, by `clock`), and
+`deauthorize` (the person removed the app, or changed their password). Every token they issue is
+put in `tokens`, so the publishing endpoints take it; `oauth_calls` counts the login calls.
+
 `drop_after` names an operation ("publish", "feed", "photos", "videos") whose next call takes
 effect and then loses its answer: the connection is closed without a response, as when a worker
 is killed or the network fails after Meta accepted the call.
@@ -14,10 +22,12 @@ is killed or the network fails after Meta accepted the call.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -100,9 +110,27 @@ def graph_error(
     return Reply(status, {"error": error}, dict(headers or {}))
 
 
+def _fields(obj: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    wanted = ["id", *params.get("fields", "id").split(",")]
+    return {k: obj[k] for k in wanted if obj.get(k) is not None}
+
+
 def graph_time(epoch: float) -> str:
     """Graph's timestamp format: 2026-05-01T10:00:00+0000."""
     return time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(epoch))
+
+
+#: The app registered with the fakes (the Facebook app, or the Threads app).
+APP_ID = "1234567890123456"
+APP_SECRET = "fake-app-secret-5f2b9c"
+#: The person who logs in unless a test names another.
+DEFAULT_USER = "10160000000000001"
+#: Lifetimes of what the fakes issue: codes, short-lived and long-lived tokens (seconds).
+CODE_TTL = 600.0
+SHORT_LIVED = 3600
+LONG_LIVED = 5183944
+#: Threads: a long-lived token can be refreshed once it is this old.
+MIN_REFRESH_AGE = 86400.0
 
 
 class FakeGraph(FakeServer):
@@ -122,6 +150,27 @@ class FakeGraph(FakeServer):
         self._ids = itertools.count(17_900_000_000_000_001)
         # A dropped connection is the point, not an error worth a traceback on stderr.
         self._httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+        # -- login (Facebook Login, the Threads Authorization Window) --
+        self.app_id, self.app_secret = APP_ID, APP_SECRET
+        self.default_user = DEFAULT_USER
+        #: People who can grant the app access: id → {"id", "name", "username", "pages"}; a Page
+        #: is {"id", "name", "tasks", "instagram": {"id", "username"} | None}.
+        self.users: dict[str, dict[str, Any]] = {
+            DEFAULT_USER: {"id": DEFAULT_USER, "name": "Alice Example", "pages": []}
+        }
+        #: code → {"user_id", "redirect_uri", "expires_at", "used"}
+        self.codes: dict[str, dict[str, Any]] = {}
+        #: token → {"user_id", "kind" ("short" | "long" | "page"), "issued_at", "expires_at",
+        #: "page_id"}; the token's state is in `tokens`.
+        self.token_info: dict[str, dict[str, Any]] = {}
+        #: Login calls answered: "code", "fb_exchange_token", "th_exchange_token",
+        #: "th_refresh_token", "me_accounts".
+        self.oauth_calls: Counter[str] = Counter()
+        #: Entries per answer of /me/accounts (Graph pages its lists).
+        self.accounts_page_size = 25
+        #: Token errors quote the token, as Graph's "Malformed access token …" does.
+        self.echo_tokens = False
+        self._serial = itertools.count(1)
 
     def new_id(self) -> str:
         return str(next(self._ids))
@@ -185,6 +234,14 @@ class FakeGraph(FakeServer):
 
     def _respond(self, request: Recorded) -> Reply:
         parts = request.path.strip("/").split("/")
+        params = {k: v[-1] for k, v in request.query.items()}
+        if request.method == "POST" and request.body:
+            params.update({k: v[-1] for k, v in request.form().items()})
+        if self.is_oauth_path(parts):
+            # The login endpoints take the app's credentials, not a Bearer token.
+            if self._throttle:
+                return self._throttle.pop(0)
+            return self.oauth_route(request.method, parts, params)
         if not parts or parts[0] != self.version:
             return graph_error(
                 2500, "Unknown path components: /" + "/".join(parts[1:]), type="OAuthException"
@@ -194,23 +251,40 @@ class FakeGraph(FakeServer):
             return denied
         if self._throttle:
             return self._throttle.pop(0)
-        params = {k: v[-1] for k, v in request.query.items()}
-        if request.method == "POST" and request.body:
-            params.update({k: v[-1] for k, v in request.form().items()})
+        me = self.me_route(request.method, parts[1:], params, self._bearer(request))
+        if me is not None:
+            return me
         reply = self.route(request.method, parts[1:], params)
         if reply is None:
             return self.unsupported(request.method, parts[1] if len(parts) > 1 else "")
         return reply
 
-    def _check_token(self, request: Recorded) -> Reply | None:
+    @staticmethod
+    def _bearer(request: Recorded) -> str:
         header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        return header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+
+    def _check_token(self, request: Recorded) -> Reply | None:
+        token = self._bearer(request)
         if not token:
             return graph_error(
                 2500,
                 "An active access token must be used to query information about the current user.",
             )
+        return self.token_error(token)
+
+    def token_state(self, token: str) -> str | None:
+        """ "valid", "expired" (also by its expiry time), "app_removed", "password_changed"."""
         state = self.tokens.get(token)
+        info = self.token_info.get(token)
+        expires_at = info.get("expires_at") if info else None
+        if state == "valid" and expires_at is not None and self.clock() >= expires_at:
+            return "expired"
+        return state
+
+    def token_error(self, token: str) -> Reply | None:
+        """Graph's answer to a call made with this token; None when the token is good."""
+        state = self.token_state(token)
         if state == "valid":
             return None
         if state == "expired":
@@ -220,7 +294,196 @@ class FakeGraph(FakeServer):
                 "10:00:00 PDT. The current time is Sunday, 22-Nov-26 14:51:55 PST.",
                 subcode=463,
             )
+        if state == "app_removed":
+            return graph_error(
+                190,
+                f"Error validating access token: The user has not authorized application "
+                f"{self.app_id}.",
+                subcode=458,
+            )
+        if state == "password_changed":
+            return graph_error(
+                190,
+                "Error validating access token: The session has been invalidated because the "
+                "user changed their password or Facebook has changed the session for security "
+                "reasons.",
+                subcode=460,
+            )
+        if self.echo_tokens:
+            return graph_error(190, f"Malformed access token {token}")
         return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
+
+    # -- login: what the dialog grants, and the token endpoints -----------------------------
+
+    def add_page(
+        self,
+        page_id: str,
+        name: str,
+        *,
+        user_id: str | None = None,
+        instagram: tuple[str, str] | None = None,
+        tasks: tuple[str, ...] = ("CREATE_CONTENT", "MANAGE", "MODERATE"),
+    ) -> None:
+        """A Page the person manages; `instagram` = (IG user id, username) linked to it."""
+        user = self.users[user_id or self.default_user]
+        ig = {"id": instagram[0], "username": instagram[1]} if instagram else None
+        user["pages"].append({"id": page_id, "name": name, "tasks": list(tasks), "instagram": ig})
+
+    def authorize(self, *, redirect_uri: str, user_id: str | None = None) -> str:
+        """The code the dialog sends back once the person grants access."""
+        code = f"AQD{next(self._serial):04d}-code-{len(self.codes)}"
+        self.codes[code] = {
+            "user_id": user_id or self.default_user,
+            "redirect_uri": redirect_uri,
+            "expires_at": self.clock() + CODE_TTL,
+            "used": False,
+        }
+        return code
+
+    def issue_token(
+        self,
+        user_id: str,
+        kind: str,
+        *,
+        lifetime: float | None,
+        page_id: str | None = None,
+    ) -> str:
+        """A token in `tokens` ("valid"), with what the fake knows of it in `token_info`."""
+        prefix = "TH" if self.version == "v1.0" else "EAAG"
+        token = f"{prefix}{kind.upper()}{next(self._serial):05d}xyzzy"
+        now = self.clock()
+        self.tokens[token] = "valid"
+        self.token_info[token] = {
+            "user_id": user_id,
+            "kind": kind,
+            "issued_at": now,
+            "expires_at": None if lifetime is None else now + lifetime,
+            "page_id": page_id,
+        }
+        return token
+
+    def deauthorize(self, user_id: str | None = None, *, reason: str = "app_removed") -> None:
+        """Every token of the person stops working: "app_removed" | "password_changed"."""
+        user_id = user_id or self.default_user
+        for token, info in self.token_info.items():
+            if info["user_id"] == user_id:
+                self.tokens[token] = reason
+
+    def check_app(self, params: dict[str, str], *, client_id: bool = True) -> Reply | None:
+        """Graph's refusal of the app's credentials, if they are wrong."""
+        if client_id and params.get("client_id") != self.app_id:
+            return graph_error(101, "Error validating application. Invalid application ID.")
+        if params.get("client_secret") != self.app_secret:
+            return graph_error(1, "Error validating client secret.")
+        return None
+
+    def redeem_code(self, params: dict[str, str]) -> str | Reply:
+        """The user id a code grants (the code is then spent), or Graph's refusal."""
+        entry = self.codes.get(params.get("code", ""))
+        if entry is None:
+            return graph_error(100, "Invalid verification code format.")
+        if entry["used"]:
+            return graph_error(100, "This authorization code has been used.", subcode=36009)
+        if self.clock() >= entry["expires_at"]:
+            return graph_error(100, "This authorization code has expired.", subcode=36007)
+        if params.get("redirect_uri") != entry["redirect_uri"]:
+            return graph_error(
+                100,
+                "Error validating verification code. Please make sure your redirect_uri is "
+                "identical to the one you used in the OAuth dialog request",
+                subcode=36008,
+            )
+        entry["used"] = True
+        self.oauth_calls["code"] += 1
+        return str(entry["user_id"])
+
+    def is_oauth_path(self, parts: list[str]) -> bool:
+        return parts == [self.version, "oauth", "access_token"]
+
+    def oauth_route(self, method: str, parts: list[str], params: dict[str, str]) -> Reply:
+        """GET /{version}/oauth/access_token: the code exchange and fb_exchange_token."""
+        refused = self.check_app(params)
+        if refused is not None:
+            return refused
+        if params.get("grant_type") == "fb_exchange_token":
+            token = params.get("fb_exchange_token", "")
+            bad = self.token_error(token)
+            if bad is not None:
+                return bad
+            self.oauth_calls["fb_exchange_token"] += 1
+            user_id = self.token_info.get(token, {}).get("user_id", self.default_user)
+            new = self.issue_token(user_id, "long", lifetime=LONG_LIVED)
+            return Reply(
+                200, {"access_token": new, "token_type": "bearer", "expires_in": LONG_LIVED}
+            )
+        if "code" not in params:
+            return graph_error(100, "Missing authorization code")
+        user_id = self.redeem_code(params)
+        if isinstance(user_id, Reply):
+            return user_id
+        token = self.issue_token(user_id, "short", lifetime=SHORT_LIVED)
+        return Reply(
+            200, {"access_token": token, "token_type": "bearer", "expires_in": SHORT_LIVED}
+        )
+
+    def me_route(
+        self, method: str, path: list[str], params: dict[str, str], token: str
+    ) -> Reply | None:
+        """GET /me (the token's User or Page) and GET /me/accounts (the User's Pages)."""
+        if method != "GET" or not path or path[0] != "me" or len(path) > 2:
+            return None
+        info = self.token_info.get(token) or {"user_id": self.default_user, "kind": "long"}
+        user = self.users[info["user_id"]]
+        if path == ["me"]:
+            if info.get("page_id"):
+                page = next(p for p in user["pages"] if p["id"] == info["page_id"])
+                return Reply(200, _fields({"id": page["id"], "name": page["name"]}, params))
+            return Reply(200, _fields({"id": user["id"], "name": user.get("name")}, params))
+        if path[1] != "accounts":
+            return None
+        if info["kind"] == "page":
+            return graph_error(
+                100, "(#100) Tried accessing nonexisting field (accounts) on node type (Page)"
+            )
+        self.oauth_calls["me_accounts"] += 1
+        return self._accounts(user, info, params, token)
+
+    def _accounts(
+        self, user: dict[str, Any], info: dict[str, Any], params: dict[str, str], token: str
+    ) -> Reply:
+        pages = user["pages"]
+        fields = params.get("fields", "id,name")
+        after = params.get("after")
+        start = int(base64.b64decode(after).decode()) if after else 0
+        limit = min(int(params.get("limit", "25")), self.accounts_page_size)
+        chunk = pages[start : start + limit]
+        # A Page token from a long-lived User token does not expire; else it lasts an hour.
+        lifetime = None if info["kind"] == "long" else SHORT_LIVED
+        data = []
+        for page in chunk:
+            entry: dict[str, Any] = {"id": page["id"]}
+            if "name" in fields:
+                entry["name"] = page["name"]
+            if "access_token" in fields and page["tasks"]:
+                entry["access_token"] = self.issue_token(
+                    user["id"], "page", lifetime=lifetime, page_id=page["id"]
+                )
+            if "instagram_business_account" in fields and page["instagram"]:
+                entry["instagram_business_account"] = dict(page["instagram"])
+            data.append(entry)
+        end = start + len(chunk)
+        paging: dict[str, Any] = {
+            "cursors": {
+                "before": base64.b64encode(str(start).encode()).decode(),
+                "after": base64.b64encode(str(end).encode()).decode(),
+            }
+        }
+        if end < len(pages):
+            paging["next"] = (
+                f"{self.url}/{self.version}/me/accounts?access_token={token}&limit={limit}"
+                f"&after={paging['cursors']['after']}"
+            )
+        return Reply(200, {"data": data, "paging": paging})
 
     def route(self, method: str, path: list[str], params: dict[str, str]) -> Reply | None:
         raise NotImplementedError
@@ -660,9 +923,80 @@ class FakeThreads(FakeContainers):
     def __init__(self, *, threads_user_id: str = "8800000000000001", **kwargs: Any) -> None:
         super().__init__(version="v1.0", quota_total=250, **kwargs)
         self.owner_id = threads_user_id
+        self.username = "alice"
+        # The one person who logs in is the profile's owner.
+        self.default_user = threads_user_id
+        self.users = {threads_user_id: {"id": threads_user_id, "name": "Alice", "pages": []}}
 
     def owner(self, name: str) -> str | None:
         return self.owner_id if name in (self.owner_id, "me") else None
+
+    # -- login (https://developers.facebook.com/docs/threads/get-started) -----------------
+
+    def is_oauth_path(self, parts: list[str]) -> bool:
+        return parts in (["oauth", "access_token"], ["access_token"], ["refresh_access_token"])
+
+    def oauth_route(self, method: str, parts: list[str], params: dict[str, str]) -> Reply:
+        """POST /oauth/access_token, GET /access_token, GET /refresh_access_token (no version).
+
+        What Threads answers for a refused refresh (a token under 24 hours old) is not
+        documented; this fake answers a Graph error, code 100, that is not a token error.
+        """
+        if parts == ["oauth", "access_token"]:
+            if method != "POST":
+                return graph_error(100, "Unsupported get request.", type="GraphMethodException")
+            refused = self.check_app(params)
+            if refused is not None:
+                return refused
+            if params.get("grant_type") != "authorization_code":
+                return graph_error(100, f"Invalid grant_type: '{params.get('grant_type')}'")
+            user_id = self.redeem_code(params)
+            if isinstance(user_id, Reply):
+                return user_id
+            token = self.issue_token(user_id, "short", lifetime=SHORT_LIVED)
+            return Reply(200, {"access_token": token, "user_id": int(user_id)})
+        token = params.get("access_token", "")
+        if parts == ["access_token"]:
+            if params.get("grant_type") != "th_exchange_token":
+                return graph_error(100, f"Invalid grant_type: '{params.get('grant_type')}'")
+            refused = self.check_app(params, client_id=False)
+            if refused is not None:
+                return refused
+            bad = self.token_error(token)
+            if bad is not None:
+                return bad
+            self.oauth_calls["th_exchange_token"] += 1
+            user_id = self.token_info.get(token, {}).get("user_id", self.default_user)
+            new = self.issue_token(user_id, "long", lifetime=LONG_LIVED)
+            return Reply(
+                200, {"access_token": new, "token_type": "bearer", "expires_in": LONG_LIVED}
+            )
+        if params.get("grant_type") != "th_refresh_token":
+            return graph_error(100, f"Invalid grant_type: '{params.get('grant_type')}'")
+        bad = self.token_error(token)
+        if bad is not None:
+            return bad
+        info = self.token_info.get(token)
+        if info is None or info["kind"] != "long":
+            return graph_error(100, "Only long-lived access tokens can be refreshed")
+        if self.clock() - info["issued_at"] < MIN_REFRESH_AGE:
+            return graph_error(
+                100,
+                "Invalid parameter",
+                user_msg="The access token must be at least 24 hours old to be refreshed.",
+            )
+        self.oauth_calls["th_refresh_token"] += 1
+        new = self.issue_token(info["user_id"], "long", lifetime=LONG_LIVED)
+        return Reply(200, {"access_token": new, "token_type": "bearer", "expires_in": LONG_LIVED})
+
+    def me_route(
+        self, method: str, path: list[str], params: dict[str, str], token: str
+    ) -> Reply | None:
+        """GET /me: the token's profile (the publishing edges under /me are `route`'s)."""
+        if method != "GET" or path != ["me"]:
+            return None
+        profile = {"id": self.owner_id, "username": self.username, "name": "Alice"}
+        return Reply(200, _fields(profile, params))
 
     def check_container(self, params: dict[str, str]) -> Reply | None:
         text = params.get("text", "")

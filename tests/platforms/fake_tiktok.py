@@ -9,14 +9,18 @@ prefixes only) and status/fetch moving PROCESSING_DOWNLOAD → PUBLISH_COMPLETE 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.platforms.servers import FakeServer, Recorded, Reply
+
+if TYPE_CHECKING:
+    from tests.platforms.fake_oauth import OAuthAuthority
 
 CREATOR_INFO = "/v2/post/publish/creator_info/query/"
 VIDEO_INIT = "/v2/post/publish/video/init/"
 CONTENT_INIT = "/v2/post/publish/content/init/"
 STATUS = "/v2/post/publish/status/fetch/"
+USER_INFO = "/v2/user/info/"
 PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "FOLLOWER_OF_CREATOR", "SELF_ONLY")
 
 
@@ -71,6 +75,16 @@ class FakeTikTok(FakeServer):
         self.audited = True
         self._ids = itertools.count(7_300_000_000_000_000_001)
         self._logs = itertools.count(1)
+        #: The user behind the token, as GET /v2/user/info/ gives it (the fields asked for).
+        self.user: dict[str, Any] = {
+            "open_id": "-000Q8wZ7cdalice",
+            "union_id": "c9c60f44-a68e-4f5d-84dd-ce22faeb0ba1",
+            "avatar_url": "https://p16.example/avatar.jpeg",
+            "display_name": "Alice",
+        }
+        #: The OAuth 2.0 authorization server (/v2/auth/authorize/, /v2/oauth/token/), once one
+        #: is mounted (tests.platforms.fake_oauth.tiktok_authority).
+        self.oauth: OAuthAuthority | None = None
 
     @property
     def posts(self) -> list[dict[str, Any]]:
@@ -81,9 +95,15 @@ class FakeTikTok(FakeServer):
         return Reply(status, envelope(code, message, data, log_id=f"LOG{next(self._logs):06d}"))
 
     def respond(self, request: Recorded) -> Reply:
+        if self.oauth is not None:
+            answer = self.oauth.handle(request)
+            if answer is not None:
+                return answer
         denied = self._check_auth(request)
         if denied is not None:
             return denied
+        if request.method == "GET" and request.path == USER_INFO:
+            return self._user_info(request)
         if request.method != "POST":
             return self.reply(404, "invalid_params", "Not found")
         if request.path == CREATOR_INFO:
@@ -114,6 +134,13 @@ class FakeTikTok(FakeServer):
                 "The access_token does not bear user's grant on video.publish scope",
             )
         return None
+
+    def _user_info(self, request: Recorded) -> Reply:
+        fields = [f for f in request.query.get("fields", [""])[0].split(",") if f]
+        unknown = [f for f in fields if f not in self.user]
+        if not fields or unknown:
+            return self.reply(400, "invalid_params", f"invalid fields: {','.join(unknown)}")
+        return self.reply(200, data={"user": {f: self.user[f] for f in fields}})
 
     def _creator_info(self) -> Reply:
         return self.reply(200, data=dict(self.creator))

@@ -11,9 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.platforms.servers import FakeServer, Recorded, Reply
+
+if TYPE_CHECKING:
+    from tests.platforms.fake_oauth import OAuthAuthority
 
 USER = {"id": "2244994945", "name": "Alice", "username": "alice"}
 
@@ -136,10 +139,17 @@ class FakeX(FakeServer):
         self.day_reset_at = int(time.time()) + 86_400
         self._ids = itertools.count(1_850_000_000_000_000_000)
         self._slugs = itertools.count(1)
+        #: The OAuth 2.0 authorization server (/i/oauth2/authorize, /2/oauth2/token), once one
+        #: is mounted (tests.platforms.fake_oauth.x_authority).
+        self.oauth: OAuthAuthority | None = None
 
     # -- dispatch -------------------------------------------------------------------------
 
     def respond(self, request: Recorded) -> Reply:
+        if self.oauth is not None:
+            answer = self.oauth.handle(request)
+            if answer is not None:
+                return answer
         header = request.headers.get("authorization", "")
         state = self.tokens.get(header.removeprefix("Bearer "))
         if not header.startswith("Bearer ") or state != "valid":

@@ -6,11 +6,13 @@ Each runs a stdlib ThreadingHTTPServer on 127.0.0.1 (port 0) in a thread, record
 
 from __future__ import annotations
 
+import base64
 import html
 import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -184,11 +186,24 @@ class FakeMastodon(FakeServer):
         self.media: dict[str, dict[str, Any]] = {}
         #: GET /api/v1/media/:id answers 206 this many times before the media is ready.
         self.processing_polls = 0
+        #: Tokens revoked (by the user, or an admin): 401 "The access token was revoked".
+        self.revoked: set[str] = set()
+        #: The account may not sign in (suspended, unconfirmed): 403.
+        self.login_disabled = False
         self._ids = itertools.count(1000)
 
+    def revoke(self, token: str | None = None) -> None:
+        """Revoke the token (the account's, by default), as Settings → Authorized apps does."""
+        self.revoked.add(token or self.token)
+
     def respond(self, request: Recorded) -> Reply:
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if bearer in self.revoked:
+            return Reply(401, {"error": "The access token was revoked"})
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return Reply(401, {"error": "The access token is invalid"})
+        if self.login_disabled:
+            return Reply(403, {"error": "Your login is currently disabled"})
         path, method = request.path, request.method
         if method == "POST" and path == "/api/v1/statuses":
             return self._create_status(request)
@@ -300,11 +315,55 @@ class FakePDS(FakeServer):
             500, {"error": "InternalServerError", "message": "Internal Server Error"}
         )
         self._ids = itertools.count(1)
+        #: Issue JWT-shaped tokens (unsigned) whose access token's `exp` is clock() + access_ttl.
+        self.jwt = False
+        self.access_ttl = 7200.0
+        self.clock = time.time
+        #: The account was taken down: createSession and refreshSession answer AccountTakedown.
+        self.takedown = False
+        #: Refresh tokens revoked with their app password: 400 "Token has been revoked".
+        self.revoked_refresh: set[str] = set()
+
+    def revoke_app_password(self) -> None:
+        """The person revoked the app password: its sessions end and it no longer signs in."""
+        self.password = None  # type: ignore[assignment]
+        self.revoked_refresh |= self.refresh
+        self.refresh.clear()
+
+    def expire_refresh_tokens(self) -> None:
+        """Every refresh token has expired (they last 90 days on the PDS)."""
+        self.refresh.clear()
+
+    def _jwt(self, claims: dict[str, Any]) -> str:
+        def part(value: dict[str, Any]) -> str:
+            raw = json.dumps(value, separators=(",", ":")).encode()
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+        return f"{part({'typ': 'at+jwt', 'alg': 'ES256K'})}.{part(claims)}.c2lnbmF0dXJl"
 
     def issue_tokens(self, *, expired: bool = False) -> dict[str, str]:
         """A session as createSession gives it; `expired` makes its access token expired."""
         n = next(self._ids)
         access, refresh = f"access-{n}", f"refresh-{n}"
+        if self.jwt:
+            now = int(self.clock())
+            access = self._jwt(
+                {
+                    "scope": "com.atproto.appPass",
+                    "sub": self.did,
+                    "iat": now,
+                    "exp": now + int(self.access_ttl),
+                    "jti": f"a{n}",
+                }
+            )
+            refresh = self._jwt(
+                {
+                    "scope": "com.atproto.refresh",
+                    "sub": self.did,
+                    "exp": now + 90 * 86400,
+                    "jti": f"r{n}",
+                }
+            )
         self.access[access] = expired
         self.refresh.add(refresh)
         return {"accessJwt": access, "refreshJwt": refresh, "did": self.did}
@@ -317,6 +376,10 @@ class FakePDS(FakeServer):
         method = request.path.removeprefix("/xrpc/")
         if method == "com.atproto.server.createSession":
             body = request.json()
+            if self.takedown:
+                return Reply(
+                    401, {"error": "AccountTakedown", "message": "Account has been taken down"}
+                )
             if body.get("identifier") in (self.handle, self.did) and (
                 body.get("password") == self.password
             ):
@@ -327,6 +390,12 @@ class FakePDS(FakeServer):
             )
         if method == "com.atproto.server.refreshSession":
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if token in self.revoked_refresh:
+                return Reply(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
+            if self.takedown:
+                return Reply(
+                    400, {"error": "AccountTakedown", "message": "Account has been taken down"}
+                )
             if token not in self.refresh:
                 return Reply(400, {"error": "ExpiredToken", "message": "Token has expired"})
             self.refresh.discard(token)  # refresh tokens are single-use

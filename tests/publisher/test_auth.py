@@ -74,9 +74,9 @@ def outcomes(engine: Engine, target_id: str) -> list[str | None]:
     with session_scope(engine) as session:
         return list(
             session.exec(
-                select(Attempt.outcome).where(Attempt.target_id == target_id).order_by(
-                    Attempt.number
-                )
+                select(Attempt.outcome)
+                .where(Attempt.target_id == target_id)
+                .order_by(Attempt.number)
             ).all()
         )
 

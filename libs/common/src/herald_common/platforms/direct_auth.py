@@ -218,12 +218,12 @@ class BlueskyAuthenticator(Authenticator):
             body = None
         if not isinstance(body, Mapping):
             raise PermanentError("bluesky: the server's session answer is not a JSON object")
-        values = {k: body.get(k) for k in ("accessJwt", "refreshJwt", "did")}
-        if not all(isinstance(v, str) and v for v in values.values()):
+        names = ("accessJwt", "refreshJwt", "did")
+        if not all(isinstance(body.get(k), str) and body.get(k) for k in names):
             raise PermanentError(
                 "bluesky: the server's session answer lacks accessJwt, refreshJwt or did"
             )
-        return {"app_password": password, **values}  # type: ignore[dict-item]
+        return {"app_password": password, **{k: str(body[k]) for k in names}}
 
     def _post(self, service: str, method: str, **kwargs: Any) -> httpx.Response:
         try:

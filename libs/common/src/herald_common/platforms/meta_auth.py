@@ -277,6 +277,10 @@ def meta_auth_error(
     return _scrubbed(graph_error(platform, response, now=now), secrets)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -472,9 +476,8 @@ class _FacebookLogin(_MetaAuthenticator):
             for page in body.get("data") or ():
                 if isinstance(page, Mapping) and page.get("id"):
                     yield page
-            paging = body.get("paging") if isinstance(body.get("paging"), Mapping) else {}
-            cursors = paging.get("cursors") if isinstance(paging.get("cursors"), Mapping) else {}
-            after = cursors.get("after")
+            paging = _mapping(body.get("paging"))
+            after = _mapping(paging.get("cursors")).get("after")
             # `next` carries the token in its query string: only its cursor is used.
             if not paging.get("next") or not isinstance(after, str) or not after:
                 return

@@ -22,8 +22,7 @@ error_description is shown with anything Herald sent in that request blanked out
 
 What each platform's documentation says, and how it is used
 ----------------------------------------------------------
-X (https://docs.x.com/fundamentals/authentication/oauth-2-0/user-access-token, and
-https://docs.x.com/fundamentals/authentication/oauth-2-0/authorization-code):
+X (https://docs.x.com/fundamentals/authentication/oauth-2-0/user-access-token):
 * Authorize at https://x.com/i/oauth2/authorize with response_type=code, client_id,
   redirect_uri, scope (space-separated), state, code_challenge and code_challenge_method (PKCE
   is required; S256 is used here). `offline.access` is what makes X issue a refresh token.
@@ -65,7 +64,7 @@ https://learn.microsoft.com/en-us/linkedin/consumer/integrations/self-serve/sign
 TikTok (https://developers.tiktok.com/doc/login-kit-web,
 https://developers.tiktok.com/doc/oauth-user-access-token-management,
 https://developers.tiktok.com/doc/oauth-error-handling,
-https://developers.tiktok.com/doc/tiktok-api-v2-get-user-info):
+https://developers.tiktok.com/docs/en/oauth-refresh-a-user-access-token):
 * Authorize at https://www.tiktok.com/v2/auth/authorize/ with client_key (TikTok's name for
   the client id), scope (comma-separated), response_type=code, redirect_uri, state. The web
   guide lists no code_challenge, and the token endpoint's code_verifier is "Required for
@@ -228,7 +227,11 @@ class OAuth2Client:
 
     @property
     def configured(self) -> bool:
-        """Whether the app has an id and a secret (all three platforms' web apps need both)."""
+        """Whether the app has an id and a secret (all three platforms' web apps need both).
+
+        Requests are still made without a secret, as a public client (RFC 6749 §2.1) sends
+        them: its id in the body and no authentication.
+        """
         return bool(self.oauth and self.oauth.client_id and self.oauth.client_secret)
 
     def not_configured(self) -> PermanentError:
@@ -252,12 +255,16 @@ class OAuth2Client:
     # -- the request ------------------------------------------------------------------------
 
     def _request(self, form: dict[str, str], what: str, sent: Iterable[str | None]) -> Tokens:
-        if not self.configured or self.oauth is None:
+        client_id = self.client_id
+        if client_id is None:
             raise self.not_configured()
-        client_id, secret = self.oauth.client_id, self.oauth.client_secret or ""
+        secret = self.oauth.client_secret if self.oauth else None
         headers = {"Accept": "application/json"}
         body = dict(form)
-        if self._client_auth == "basic":
+        if not secret:
+            # A public client (RFC 6749 §2.1): it identifies itself, it cannot authenticate.
+            body[self.id_param] = client_id
+        elif self._client_auth == "basic":
             pair = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
             if self._send_id_with_basic:
@@ -448,6 +455,7 @@ class _OAuth2Authenticator(Authenticator):
         With no refresh token there is nothing to renew: the credentials come back unchanged
         until the access token expires, and NeedsAuth after (a person connects it again).
         """
+        self._client_id()
         previous = dict(account.credentials)
         if not previous.get("access_token"):
             raise NeedsAuth(f"{self.platform}: the account has no access token; connect it again")
