@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -220,11 +221,23 @@ def test_a_revoked_app_password_needs_reauth_and_marks_pending_targets(
     pds.revoke_app_password()
 
     # When it is refreshed
+    counted = REGISTRY.get_sample_value(
+        "herald_accounts_needs_reauth_total", {"platform": "bluesky", "source": "refresh"}
+    )
     result = keeper.refresh(tenant, account_id)
 
-    # I expect the account to need connecting again, with the PDS's reason, and the target to
-    # say why it will wait (still scheduled, nothing spent)
+    # I expect the account to need connecting again, with the PDS's reason, counted, and the
+    # target to say why it will wait (still scheduled, nothing spent)
     assert result is RefreshResult.NEEDS_REAUTH
+    assert (
+        REGISTRY.get_sample_value(
+            "herald_accounts_needs_reauth_total", {"platform": "bluesky", "source": "refresh"}
+        )
+        == (counted or 0) + 1
+    )
+    assert REGISTRY.get_sample_value(
+        "herald_token_refreshes_total", {"platform": "bluesky", "outcome": "needs_reauth"}
+    )
     account = load(sqlite_engine, account_id)
     assert account.status == AccountStatus.NEEDS_REAUTH
     assert "Invalid identifier or password" in account.status_reason

@@ -37,6 +37,7 @@ from sqlmodel import Session, col, select
 from herald_common.crypto import CredentialsUnavailable
 from herald_common.db import session_scope
 from herald_common.errors import NeedsAuth, PlatformError, TransientError
+from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH, TOKEN_REFRESHES
 from herald_common.models import Account, AccountStatus, Target, TargetStatus
 from herald_common.platforms import PLATFORMS, PlatformRegistry
 from herald_common.platforms.auth import Authenticator, Refreshed
@@ -185,35 +186,43 @@ class TokenKeeper:
 
     def refresh(self, tenant_id: str, account_id: str) -> RefreshResult:
         """Refresh the account if it is still due and nobody else is refreshing it."""
+        result, platform = self._refresh(tenant_id, account_id)
+        TOKEN_REFRESHES.labels(platform or "unknown", result.value).inc()
+        if result is RefreshResult.NEEDS_REAUTH:
+            ACCOUNTS_NEEDING_REAUTH.labels(platform or "unknown", "refresh").inc()
+        return result
+
+    def _refresh(self, tenant_id: str, account_id: str) -> tuple[RefreshResult, str | None]:
         now = self.clock()
         leased = self._lease(tenant_id, account_id, now)
         if leased is None:
             log.info(
                 "token-refresh: account %s is not due or is being refreshed; skipped", account_id
             )
-            return RefreshResult.SKIPPED
+            return RefreshResult.SKIPPED, None
         account, previous_status = leased
+        platform = account.platform
         try:
             authenticator = self.platforms.authenticator(account.platform)
             if authenticator is None:  # nothing expires on this platform (the sandbox)
                 self._release(account, status=previous_status, refresh_due_at=None, updated_at=now)
-                return RefreshResult.SKIPPED
+                return RefreshResult.SKIPPED, platform
             refreshed = authenticator.refresh(
                 account_ref(account, self.platforms.credentials_of(account))
             )
         except CredentialsUnavailable as exc:
-            return self._needs_reauth(account, exc.message)
+            return self._needs_reauth(account, exc.message), platform
         except NeedsAuth as exc:
-            return self._needs_reauth(account, exc.message)
+            return self._needs_reauth(account, exc.message), platform
         except TransientError as exc:
-            return self._retry(account, previous_status, exc.message, exc.retry_after)
+            return self._retry(account, previous_status, exc.message, exc.retry_after), platform
         except PlatformError as exc:
-            return self._error(account, previous_status, exc.message)
+            return self._error(account, previous_status, exc.message), platform
         except Exception as exc:
             log.exception("token-refresh: refreshing account %s raised", account_id)
             self._error(account, previous_status, f"unexpected error ({type(exc).__name__})")
             raise
-        return self._store(account, authenticator, refreshed)
+        return self._store(account, authenticator, refreshed), platform
 
     # -- the lease ------------------------------------------------------------------------
 

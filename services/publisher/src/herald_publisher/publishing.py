@@ -38,6 +38,7 @@ from herald_common.errors import (
     TransientError,
     Waiting,
 )
+from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH
 from herald_common.models import (
     Account,
     AccountStatus,
@@ -413,6 +414,7 @@ class Publisher:
             else:
                 reason = (outcome.error or "").removeprefix(waiting_reason(""))
                 mark_needs_reauth(session, account.id, reason or "the token was refused", now)
+                ACCOUNTS_NEEDING_REAUTH.labels(account.platform, "publish").inc()
 
     def _wait(self, target: Target, post: Post, exc: Waiting) -> Outcome:
         """A rate limit, a quota, or a post still processing: wait without spending an attempt,
