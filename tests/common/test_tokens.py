@@ -363,3 +363,34 @@ def test_a_refresh_is_scoped_to_its_tenant(sqlite_engine, registry, keeper, pds)
         assert session.exec(select(Account.status).where(Account.id == account_id)).one() == (
             AccountStatus.ACTIVE
         )
+
+
+def test_a_reconnect_during_a_refresh_wins_over_the_refreshs_tokens(
+    sqlite_engine, registry, keeper, pds
+):
+    # Given a refresh holding the lease on the old grant
+    tenant = add_tenant(sqlite_engine)
+    account_id = add_bluesky(sqlite_engine, registry, pds, tenant)
+    assert keeper._lease(tenant, account_id, utcnow()) is not None
+    leased = load(sqlite_engine, account_id)
+
+    # When a person reconnects the account meanwhile (new credentials through the API)
+    from herald_api.schemas import AccountUpdate
+    from herald_api.services.accounts import update_account
+
+    new = {"app_password": "new-app-password"}
+    with session_scope(sqlite_engine) as session:
+        update_account(
+            session, tenant, account_id, AccountUpdate(credentials=new), platforms=registry
+        )
+
+    # I expect the account active with the person's secrets, and the refresh, finishing
+    # late, to find its lease gone and drop its tokens
+    account = load(sqlite_engine, account_id)
+    assert (account.status, account.refresh_started_at) == (AccountStatus.ACTIVE, None)
+    from herald_common.platforms.auth import Refreshed
+
+    late = Refreshed(credentials={"app_password": "old", "accessJwt": "a", "did": "d"})
+    authenticator = registry.authenticator("bluesky")
+    assert keeper._store(leased, authenticator, late) is RefreshResult.SKIPPED
+    assert registry.credentials_of(load(sqlite_engine, account_id)) == new

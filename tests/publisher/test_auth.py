@@ -211,3 +211,99 @@ def test_a_target_still_waiting_after_the_longest_wait_fails_with_the_reason(
     target = load(sqlite_engine, Target, target_id)
     assert (target.error_kind, target.error) == ("needs_auth", "The access token was revoked")
     assert mastodon.requests == []
+
+
+# -- interleavings a review found (each forced with a subclass that widens the window) ------
+
+
+def test_an_account_marked_between_the_hold_check_and_the_claim_still_waits(
+    sqlite_engine, registry, settings, mastodon
+):
+    # Given the hold check has just found the account active...
+    class LateMark(Publisher):
+        def _hold_for_auth(self, target_id: str, version: int) -> bool:
+            held = super()._hold_for_auth(target_id, version)
+            # ...and the refresher marks it needs_reauth before the claim
+            with session_scope(self.engine) as session:
+                account = session.exec(select(Account)).one()
+                account.status, account.status_reason = "needs_reauth", "revoked"
+                session.add(account)
+            return held
+
+    _, _, target_id = add_mastodon(sqlite_engine, registry, mastodon)
+    publisher = LateMark(engine=sqlite_engine, platforms=registry, settings=settings)
+
+    # I expect the target to wait (no attempt spent, no call), not to fail
+    assert publisher.publish(target_id, queue(sqlite_engine, target_id)) is Result.RETRYING
+    target = load(sqlite_engine, Target, target_id)
+    assert (target.error_kind, target.attempt_count) == ("needs_reauth", 0)
+    assert mastodon.requests == []
+
+
+def test_a_401_of_tokens_replaced_during_the_call_does_not_demote_the_account(
+    sqlite_engine, registry, settings, mastodon
+):
+    # Given a target whose last refusal was followed by a refresh...
+    _, account_id, target_id = add_mastodon(sqlite_engine, registry, mastodon)
+    mastodon.fail_next(2, 401, REVOKED, path="/api/v1/statuses")
+    Publisher(engine=sqlite_engine, platforms=registry, settings=settings).publish(
+        target_id, queue(sqlite_engine, target_id)
+    )
+
+    # ...and whose next try is claimed with the old tokens while the refresh commits mid-call
+    class RefreshMidCall(Publisher):
+        def _call_platform(self, target, post, account):  # type: ignore[no-untyped-def]
+            with session_scope(self.engine) as session:
+                row = session.get(Account, account.id)
+                row.refreshed_at = utcnow()
+                session.add(row)
+            return super()._call_platform(target, post, account)
+
+    publisher = RefreshMidCall(engine=sqlite_engine, platforms=registry, settings=settings)
+    result = publisher.publish(target_id, queue(sqlite_engine, target_id))
+
+    # I expect the refusal of the old tokens to hold the target briefly, not to mark the
+    # account (which now has new tokens) as needing re-auth
+    assert result is Result.RETRYING
+    assert load(sqlite_engine, Account, account_id).status == AccountStatus.ACTIVE
+    target = load(sqlite_engine, Target, target_id)
+    assert target.error_kind == "auth_refresh"
+    assert target.due_at <= utcnow() + timedelta(seconds=settings.token_refresh_backoff_seconds)
+
+
+def test_a_hold_decided_just_before_a_reconnect_does_not_park_the_target(
+    sqlite_engine, registry, settings, mastodon
+):
+    # Given the publisher read the account as needing re-auth, and it was reconnected since
+    class StaleRead(Publisher):
+        def _claimable(self, target_id, version, now):  # type: ignore[no-untyped-def]
+            found = super()._claimable(target_id, version, now)
+            if found is not None:
+                found[2].status = AccountStatus.NEEDS_REAUTH
+            return found
+
+    _, _, target_id = add_mastodon(sqlite_engine, registry, mastodon)
+    publisher = StaleRead(engine=sqlite_engine, platforms=registry, settings=settings)
+
+    # I expect no hold (the row says active): the post goes out now, not in 48 hours
+    assert publisher.publish(target_id, queue(sqlite_engine, target_id)) is Result.PUBLISHED
+    assert len(mastodon.statuses) == 1
+
+
+def test_repeated_401s_do_not_cut_short_a_failing_refreshs_backoff(
+    sqlite_engine, registry, publisher, mastodon
+):
+    # Given a refresh that failed and waits 10 minutes for its backoff
+    _, account_id, target_id = add_mastodon(sqlite_engine, registry, mastodon)
+    later = utcnow() + timedelta(minutes=10)
+    with session_scope(sqlite_engine) as session:
+        account = session.get(Account, account_id)
+        account.refresh_failures, account.refresh_due_at = 1, later
+        session.add(account)
+    mastodon.fail_next(1, 401, REVOKED, path="/api/v1/statuses")
+
+    # When a publish is refused with 401
+    assert publisher.publish(target_id, queue(sqlite_engine, target_id)) is Result.RETRYING
+
+    # I expect the refresh to keep its time
+    assert load(sqlite_engine, Account, account_id).refresh_due_at == later

@@ -105,6 +105,9 @@ class Outcome:
     retry_at: datetime | None = None
     # A wait for a rate limit or quota: the try does not count against the attempt limit.
     refund_attempt: bool = False
+    # What the account needs after a refused token: "refresh" (ask the token-refresher) or
+    # "reauth" (a person must connect it again); None: nothing.
+    auth: str | None = None
 
 
 def move_target(

@@ -24,13 +24,13 @@ tried again after the longest backoff.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, case, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -80,12 +80,32 @@ def due_condition(now: datetime, settings: Settings) -> Any:
     )
 
 
-def request_refresh(session: Session, account: Account, now: datetime) -> None:
-    """Ask for a refresh of the account as soon as the scheduler's next tick."""
+def request_refresh(
+    session: Session, account: Account, now: datetime, *, respect_backoff: bool = False
+) -> None:
+    """Ask for a refresh of the account as soon as the scheduler's next tick.
+
+    With `respect_backoff` (the publisher after a 401), a refresh that is failing and waiting
+    for its backoff keeps its time: repeated 401s must not hammer a token endpoint that asked
+    to wait. A person's request (the API) always means now.
+    """
+    due: Any = now
+    if respect_backoff:
+        due = case(
+            (
+                and_(
+                    col(Account.refresh_failures) > 0,
+                    col(Account.refresh_due_at).is_not(None),
+                    col(Account.refresh_due_at) > now,
+                ),
+                Account.refresh_due_at,
+            ),
+            else_=now,
+        )
     session.execute(
         update(Account)
         .where(col(Account.id) == account.id, col(Account.tenant_id) == account.tenant_id)
-        .values(refresh_due_at=now, refresh_queued_at=None, updated_at=now)
+        .values(refresh_due_at=due, refresh_queued_at=None, updated_at=now)
     )
 
 
@@ -106,11 +126,22 @@ def request_refresh_all(
     return asked
 
 
-def mark_needs_reauth(session: Session, account_id: str, reason: str, now: datetime) -> int:
-    """The account must be connected again: its pending targets say so and wait for it."""
-    session.execute(
+def mark_needs_reauth(
+    session: Session, account: Account, reason: str, now: datetime, *, where: Iterable[Any] = ()
+) -> bool:
+    """The account must be connected again: its pending targets say so and wait for it.
+
+    `where` adds conditions on the account row (the publisher only marks an account still
+    `active` with the credentials its call used); False when they no longer hold.
+    """
+    marked: int = session.execute(
         update(Account)
-        .where(col(Account.id) == account_id)
+        .where(
+            col(Account.id) == account.id,
+            col(Account.tenant_id) == account.tenant_id,
+            col(Account.deleted_at).is_(None),
+            *where,
+        )
         .values(
             status=AccountStatus.NEEDS_REAUTH,
             status_reason=reason[:1000],
@@ -119,16 +150,30 @@ def mark_needs_reauth(session: Session, account_id: str, reason: str, now: datet
             refresh_started_at=None,
             updated_at=now,
         )
-    )
-    marked: int = session.execute(
+    ).rowcount  # type: ignore[attr-defined]
+    if not marked:
+        return False
+    # Targets waiting for a rate limit or their pace keep that reason (and that wait); they are
+    # held with this one when their time comes.
+    session.execute(
         update(Target)
         .where(
-            col(Target.account_id) == account_id,
-            col(Target.status).in_([TargetStatus.SCHEDULED, TargetStatus.RETRYING]),
+            col(Target.account_id) == account.id,
+            col(Target.tenant_id) == account.tenant_id,
+            or_(
+                col(Target.status) == TargetStatus.SCHEDULED,
+                and_(
+                    col(Target.status) == TargetStatus.RETRYING,
+                    or_(
+                        col(Target.error_kind).is_(None),
+                        col(Target.error_kind).in_([*HELD_FOR_AUTH, "retryable", "needs_auth"]),
+                    ),
+                ),
+            ),
         )
         .values(error_kind=NEEDS_REAUTH, error=waiting_reason(reason)[:2000], updated_at=now)
-    ).rowcount  # type: ignore[attr-defined]
-    return marked
+    )
+    return True
 
 
 def waiting_reason(reason: str) -> str:
@@ -136,13 +181,14 @@ def waiting_reason(reason: str) -> str:
     return f"waiting for the account to be connected again: {reason}"
 
 
-def release_held_targets(session: Session, account_id: str, now: datetime) -> int:
+def release_held_targets(session: Session, account: Account, now: datetime) -> int:
     """The account works again: targets held for it go out now (retrying ones) and lose the
     mark (scheduled ones keep their time)."""
+    mine = (col(Target.account_id) == account.id, col(Target.tenant_id) == account.tenant_id)
     released: int = session.execute(
         update(Target)
         .where(
-            col(Target.account_id) == account_id,
+            *mine,
             col(Target.status) == TargetStatus.RETRYING,
             col(Target.error_kind).in_(HELD_FOR_AUTH),
         )
@@ -151,7 +197,7 @@ def release_held_targets(session: Session, account_id: str, now: datetime) -> in
     session.execute(
         update(Target)
         .where(
-            col(Target.account_id) == account_id,
+            *mine,
             col(Target.status) == TargetStatus.SCHEDULED,
             col(Target.error_kind) == NEEDS_REAUTH,
         )
@@ -161,18 +207,32 @@ def release_held_targets(session: Session, account_id: str, now: datetime) -> in
 
 
 def reconnected(session: Session, account: Account, now: datetime) -> None:
-    """New secrets arrived (API, OAuth callback): the account is active, held targets go."""
-    if account.status in (AccountStatus.NEEDS_REAUTH, AccountStatus.REFRESHING):
-        account.status = AccountStatus.ACTIVE
-        account.status_reason = None
-    account.refresh_due_at = None
-    account.refresh_queued_at = None
-    account.refresh_started_at = None
-    account.refresh_failures = 0
-    account.refresh_error = None
-    session.add(account)
+    """New secrets arrived (API, OAuth callback): the account is active, held targets go.
+
+    One UPDATE, whatever the row says now: a refresh holding the lease on the old grant then
+    fails its own compare-and-set and drops its tokens, so the person's new ones win.
+    """
     session.flush()
-    release_held_targets(session, account.id, now)
+    session.execute(
+        update(Account)
+        .where(
+            col(Account.id) == account.id,
+            col(Account.tenant_id) == account.tenant_id,
+            col(Account.deleted_at).is_(None),
+        )
+        .values(
+            status=AccountStatus.ACTIVE,
+            status_reason=None,
+            refresh_due_at=None,
+            refresh_queued_at=None,
+            refresh_started_at=None,
+            refresh_failures=0,
+            refresh_error=None,
+            updated_at=now,
+        )
+    )
+    session.refresh(account)
+    release_held_targets(session, account, now)
 
 
 @dataclass
@@ -238,30 +298,30 @@ class TokenKeeper:
             ).first()
             if account is None:
                 return None
-            previous = account.status
-            if previous == AccountStatus.REFRESHING:
-                # Its worker died mid-refresh: what the account was before is not known, and
-                # only a refresh that succeeds proves it works.
-                previous = AccountStatus.ACTIVE
+            read = account.status
+            if read == AccountStatus.ACTIVE:
+                claimable: Any = due_condition(now, self.settings)
+            elif read == AccountStatus.NEEDS_REAUTH:
+                # A person (or the API on their behalf) asked to try again.
+                claimable = and_(
+                    col(Account.refresh_due_at).is_not(None), due_condition(now, self.settings)
+                )
+            elif read == AccountStatus.REFRESHING:
+                # Its worker died mid-refresh: finished here, due or not. What the account was
+                # before is not known, and only a refresh that succeeds proves it works.
+                claimable = col(Account.refresh_started_at) < stale
+            else:
+                return None
+            previous = AccountStatus.ACTIVE if read == AccountStatus.REFRESHING else read
             taken: int = session.execute(
                 update(Account)
                 .where(
                     col(Account.id) == account_id,
                     col(Account.tenant_id) == tenant_id,
                     col(Account.deleted_at).is_(None),
-                    or_(
-                        col(Account.status) == AccountStatus.ACTIVE,
-                        # A person (or the API on their behalf) asked to try again.
-                        and_(
-                            col(Account.status) == AccountStatus.NEEDS_REAUTH,
-                            col(Account.refresh_due_at).is_not(None),
-                        ),
-                        and_(
-                            col(Account.status) == AccountStatus.REFRESHING,
-                            col(Account.refresh_started_at) < stale,
-                        ),
-                    ),
-                    due_condition(now, self.settings),
+                    # Still what was read: a status that changed meanwhile is not overwritten.
+                    col(Account.status) == read,
+                    claimable,
                 )
                 .values(
                     status=AccountStatus.REFRESHING,
@@ -322,7 +382,7 @@ class TokenKeeper:
                 updated_at=now,
             )
             if stored:
-                released = release_held_targets(session, account.id, now)
+                released = release_held_targets(session, account, now)
         if not stored:
             # Another worker took the lease over (ours outlived token_refresh_lease_seconds).
             log.warning(
@@ -343,13 +403,12 @@ class TokenKeeper:
         with session_scope(self.engine) as session:
             if not self._release_in(session, account, updated_at=now):
                 return RefreshResult.SKIPPED
-            marked = mark_needs_reauth(session, account.id, reason, now)
+            mark_needs_reauth(session, account, reason, now)
         log.warning(
-            "token-refresh: account %s (%s) needs to be connected again: %s (%d target(s) wait)",
+            "token-refresh: account %s (%s) needs to be connected again: %s",
             account.id,
             account.platform,
             reason,
-            marked,
         )
         return RefreshResult.NEEDS_REAUTH
 
@@ -364,10 +423,7 @@ class TokenKeeper:
             status=previous,
             refresh_failures=failures,
             refresh_error=reason[:1000],
-            # A person's retry of a needs_reauth account is tried once, not for ever.
-            refresh_due_at=(
-                None if previous == AccountStatus.NEEDS_REAUTH else now + timedelta(seconds=delay)
-            ),
+            refresh_due_at=self._again(previous, now + timedelta(seconds=delay)),
             updated_at=now,
         )
         log.warning(
@@ -387,11 +443,17 @@ class TokenKeeper:
             status=previous,
             refresh_failures=account.refresh_failures + 1,
             refresh_error=reason[:1000],
-            refresh_due_at=now + timedelta(seconds=delay),
+            refresh_due_at=self._again(previous, now + timedelta(seconds=delay)),
             updated_at=now,
         )
         log.error("token-refresh: account %s (%s): %s", account.id, account.platform, reason)
         return RefreshResult.ERROR
+
+    @staticmethod
+    def _again(previous: str, when: datetime) -> datetime | None:
+        """When a failed refresh is tried again: a person's retry of a needs_reauth account is
+        tried once, not for ever."""
+        return None if previous == AccountStatus.NEEDS_REAUTH else when
 
     def _backoff(self, failures: int, retry_after: float | None) -> float:
         base = self.settings.token_refresh_backoff_seconds * 2 ** max(failures - 1, 0)

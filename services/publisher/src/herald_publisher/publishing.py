@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from dramatiq.broker import Broker
 from dramatiq.middleware.time_limit import TimeLimitExceeded
+from sqlalchemy import exists
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
@@ -64,9 +65,9 @@ from herald_common.targets import (
 from herald_common.timeutil import utcnow
 from herald_common.tokens import (
     AUTH_REFRESH,
-    HELD_FOR_AUTH,
     NEEDS_REAUTH,
     mark_needs_reauth,
+    release_held_targets,
     request_refresh,
     waiting_reason,
 )
@@ -146,7 +147,7 @@ class Publisher:
         if not moved:
             log.warning("publish: target %s was moved by someone else mid-publish", target_id)
             return Result.LOST
-        if outcome.error_kind in HELD_FOR_AUTH:
+        if outcome.auth is not None:
             self._after_auth_failure(account, outcome)
         log.info(
             "publish: target %s → %s%s",
@@ -204,6 +205,14 @@ class Publisher:
                 error_kind=NEEDS_REAUTH,
                 error=waiting_reason(reason),
                 updated_at=now,
+                # Only while it still needs re-auth: a reconnect that just released the
+                # account's targets must not see this one parked for days.
+                where=[
+                    exists().where(
+                        col(Account.id) == Target.account_id,
+                        col(Account.status) == AccountStatus.NEEDS_REAUTH,
+                    )
+                ],
             )
         if moved:
             log.info(
@@ -301,8 +310,9 @@ class Publisher:
         if account.deleted_at is not None or account.status == AccountStatus.DISCONNECTED:
             return _failed(AttemptOutcome.PERMANENT, "the account was disconnected", "permanent")
         if account.status == AccountStatus.NEEDS_REAUTH:
+            # Marked between the hold check and the claim: wait like the others, no call.
             reason = account.status_reason or "the account must be connected again"
-            return _failed(AttemptOutcome.NEEDS_AUTH, reason, "needs_auth")
+            return self._needs_auth(target, post, account, reason, None, refresh=False, mark=False)
         try:
             adapter = self.platforms.get(account.platform)
             save = checkpoint_saver(self.engine, target.id, target.version)
@@ -352,32 +362,28 @@ class Publisher:
         http_status: int | None,
         *,
         refresh: bool = True,
+        mark: bool = True,
     ) -> Outcome:
         """The platform refused the account's token. The first time, the token is refreshed and
         the target tried once more after it; when a refresh did not help (or there is no way to
         refresh), the account needs to be connected again and the target waits for that,
-        spending no attempt, until NEEDS_REAUTH_MAX_WAIT_SECONDS past its time."""
+        spending no attempt, until NEEDS_REAUTH_MAX_WAIT_SECONDS past its time.
+
+        `account` is the row as the claim read it: the credentials this call used.
+        """
         now = self.clock()
         deadline = self._reauth_deadline(target, post)
         if now >= deadline:
             return _failed(AttemptOutcome.NEEDS_AUTH, message, "needs_auth", http_status)
         authenticator = self.platforms.authenticator(account.platform)
-        if (
-            refresh
-            and authenticator is not None
-            and authenticator.configured
-            and not self._refreshed_in_vain(target, account)
-        ):
-            return Outcome(
-                status=TargetStatus.RETRYING,
-                attempt=AttemptOutcome.NEEDS_AUTH,
-                error=f"{message}; refreshing the account's token, then trying once more",
-                error_kind=AUTH_REFRESH,
-                http_status=http_status,
-                # The refresh releases the target as soon as it succeeds; this is the fallback.
-                retry_at=now + timedelta(seconds=self.settings.token_refresh_lease_seconds),
-                refund_attempt=True,
-            )
+        if refresh and authenticator is not None and authenticator.configured:
+            status, refreshed_at = self._account_now(account)
+            if status == AccountStatus.REFRESHING or refreshed_at != account.refreshed_at:
+                # The tokens changed (or are changing) since this call began: the refusal may
+                # be of the old ones. Try again shortly, without asking for another refresh.
+                return self._hold_for_refresh(message, http_status, now, ask=False)
+            if not self._refreshed_in_vain(target, account):
+                return self._hold_for_refresh(message, http_status, now, ask=True)
         return Outcome(
             status=TargetStatus.RETRYING,
             attempt=AttemptOutcome.NEEDS_AUTH,
@@ -386,10 +392,41 @@ class Publisher:
             http_status=http_status,
             retry_at=deadline,
             refund_attempt=True,
+            auth="reauth" if mark else None,
         )
 
+    def _hold_for_refresh(
+        self, message: str, http_status: int | None, now: datetime, *, ask: bool
+    ) -> Outcome:
+        wait = (
+            self.settings.token_refresh_lease_seconds
+            if ask
+            else self.settings.token_refresh_backoff_seconds
+        )
+        return Outcome(
+            status=TargetStatus.RETRYING,
+            attempt=AttemptOutcome.NEEDS_AUTH,
+            error=f"{message}; refreshing the account's token, then trying once more",
+            error_kind=AUTH_REFRESH,
+            http_status=http_status,
+            # A refresh that succeeds releases the target at once; this is the fallback.
+            retry_at=now + timedelta(seconds=wait),
+            refund_attempt=True,
+            auth="refresh" if ask else None,
+        )
+
+    def _account_now(self, account: Account) -> tuple[str | None, datetime | None]:
+        with session_scope(self.engine) as session:
+            row = session.exec(
+                select(Account.status, Account.refreshed_at).where(
+                    Account.id == account.id, Account.tenant_id == account.tenant_id
+                )
+            ).first()
+        return (row[0], row[1]) if row else (None, None)
+
     def _refreshed_in_vain(self, target: Target, account: Account) -> bool:
-        """Whether the token was refreshed after this target's last refusal, and still fails."""
+        """Whether the tokens this call used came from a refresh made after this target's last
+        refusal: then refreshing again will not help."""
         with session_scope(self.engine) as session:
             refused_at = session.exec(
                 select(Attempt.finished_at)
@@ -399,9 +436,7 @@ class Publisher:
                 )
                 .order_by(col(Attempt.number).desc())
             ).first()
-            refreshed_at = session.exec(
-                select(Account.refreshed_at).where(Account.id == account.id)
-            ).first()
+        refreshed_at = account.refreshed_at
         return refused_at is not None and refreshed_at is not None and refreshed_at >= refused_at
 
     def _after_auth_failure(self, account: Account, outcome: Outcome) -> None:
@@ -409,12 +444,22 @@ class Publisher:
         a refresh that succeeds at once still finds the target to release)."""
         now = self.clock()
         with session_scope(self.engine) as session:
-            if outcome.error_kind == AUTH_REFRESH:
-                request_refresh(session, account, now)
-            else:
-                reason = (outcome.error or "").removeprefix(waiting_reason(""))
-                mark_needs_reauth(session, account.id, reason or "the token was refused", now)
+            if outcome.auth == "refresh":
+                request_refresh(session, account, now, respect_backoff=True)
+                return
+            reason = (outcome.error or "").removeprefix(waiting_reason("")) or "refused"
+            # Only the account as this call found it: still active, with the same tokens. One
+            # reconnected or refreshed meanwhile is not demoted by a refusal of its old tokens.
+            same_tokens = (
+                col(Account.refreshed_at) == account.refreshed_at
+                if account.refreshed_at is not None
+                else col(Account.refreshed_at).is_(None)
+            )
+            where = [col(Account.status) == AccountStatus.ACTIVE, same_tokens]
+            if mark_needs_reauth(session, account, reason, now, where=where):
                 ACCOUNTS_NEEDING_REAUTH.labels(account.platform, "publish").inc()
+            else:
+                release_held_targets(session, account, now)
 
     def _wait(self, target: Target, post: Post, exc: Waiting) -> Outcome:
         """A rate limit, a quota, or a post still processing: wait without spending an attempt,

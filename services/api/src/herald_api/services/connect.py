@@ -173,7 +173,8 @@ def finish_oauth(
             code=code, redirect_uri=redirect_uri, code_verifier=verifier
         )
     except PlatformError as exc:
-        raise _connect_error(platform, exc) from None
+        # The state is spent (a code is exchanged once): the user starts again.
+        raise _connect_error(platform, exc, again="start connecting again") from None
     with session_scope(engine) as session:
         return [
             _store(
@@ -229,11 +230,11 @@ def connect_direct(
         )
 
 
-def _connect_error(platform: str, exc: PlatformError) -> Exception:
+def _connect_error(platform: str, exc: PlatformError, *, again: str = "try again") -> Exception:
     if isinstance(exc, TransientError):
         return UpstreamUnavailable(
             f"{platform} could not be reached to connect the account ({exc.message}); "
-            "try again shortly",
+            f"{again} in a moment",
             retry_after=exc.retry_after,
         )
     if isinstance(exc, NeedsAuth):
