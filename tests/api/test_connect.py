@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from falcon.testing import TestClient
 from sqlalchemy.engine import Engine
@@ -18,7 +20,11 @@ from herald_common.models import Account, OAuthState
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 from tests.api.conftest import Tenant
+from tests.platforms.fake_oauth import OAuthAuthority, redirect_params, x_authority
+from tests.platforms.fake_x import FakeX
 from tests.platforms.servers import FakeMastodon, FakePDS, running
+
+X_CALLBACK = "https://herald.example/v1/accounts/connect/x/callback"
 
 
 @pytest.fixture
@@ -36,7 +42,20 @@ def pds() -> Iterator[FakePDS]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def x() -> Iterator[FakeX]:
+    with running(FakeX()) as server:
+        yield server
+
+
+@pytest.fixture
+def authority(x: FakeX) -> OAuthAuthority:
+    authority = x_authority(x)
+    authority.register_client("x-client", "x-secret", [X_CALLBACK], auth_method="basic")
+    return authority
+
+
+@pytest.fixture
+def settings(tmp_path: Path, x: FakeX) -> Settings:
     return Settings(
         database_url=f"sqlite:///{tmp_path / 'herald.db'}",
         redis_url=None,
@@ -46,7 +65,19 @@ def settings(tmp_path: Path) -> Settings:
         public_url="https://herald.example",
         x_client_id="x-client",
         x_client_secret="x-secret",
+        x_api_url=x.url,
+        x_authorize_url=f"{x.url}/i/oauth2/authorize",
     )
+
+
+def come_back(client: TestClient, anonymous: TestClient, **params: str) -> Any:
+    """Start an X connect, consent on the local X, and land on Herald's callback."""
+    started = client.simulate_get("/v1/accounts/connect/x", params=params).json
+    consent = httpx.get(started["authorize_url"], follow_redirects=False, timeout=5)
+    assert consent.status_code == 302, consent.text
+    back = redirect_params(consent.headers["location"])
+    assert consent.headers["location"].startswith(X_CALLBACK)
+    return anonymous.simulate_get("/v1/accounts/connect/x/callback", params=back)
 
 
 def stored(engine: Engine, account_id: str) -> Account:
@@ -269,3 +300,67 @@ def test_the_admin_refresh_needs_an_admin_key(client, app, engine, tenant: Tenan
     assert (every.status_code, every.json) == (202, {"requested": 1})
     missing = admin.simulate_post("/v1/admin/refresh-tokens", json={"account_id": "nope"})
     assert missing.status_code == 404
+
+
+def test_the_oauth_callback_exchanges_the_code_and_stores_the_account(
+    client, anonymous, engine, x, authority, platforms
+):
+    # When a user consents on X and comes back to the callback
+    result = come_back(client, anonymous)
+
+    # I expect the code exchanged with its PKCE verifier, the account stored with X's user
+    # and a sealed rotating token pair, and nothing secret in the answer
+    assert result.status_code == 200, result.json
+    [account] = result.json["data"]
+    assert (account["handle"], account["external_id"]) == (x.user["username"], x.user["id"])
+    assert account["token_expires_at"] is not None
+    assert authority.code_exchanges == 1
+    credentials = platforms.credentials_of(stored(engine, account["id"]))
+    assert credentials["access_token"] in authority.live_access_tokens()
+    assert credentials["refresh_token"] in authority.live_refresh_tokens()
+    for secret in (credentials["access_token"], credentials["refresh_token"], "x-secret"):
+        assert secret not in result.text
+
+    # And connecting the same X user again updates that account instead of adding one
+    again = come_back(client, anonymous)
+    assert again.status_code == 200 and again.json["data"][0]["id"] == account["id"]
+    assert authority.code_exchanges == 2
+    assert len(client.simulate_get("/v1/accounts").json["data"]) == 1
+
+
+def test_a_replayed_callback_exchanges_nothing(client, anonymous, authority):
+    started = client.simulate_get("/v1/accounts/connect/x").json
+    consent = httpx.get(started["authorize_url"], follow_redirects=False, timeout=5)
+    back = redirect_params(consent.headers["location"])
+    callback = "/v1/accounts/connect/x/callback"
+    assert anonymous.simulate_get(callback, params=back).status_code == 200
+    replay = anonymous.simulate_get(callback, params=back)
+    assert replay.status_code == 400
+    assert authority.code_exchanges == 1
+
+
+def test_reconnecting_as_another_platform_user_is_refused(client, anonymous, engine, x, authority):
+    first = come_back(client, anonymous).json["data"][0]
+    # The same tenant has this account; another X user signs in to reconnect it
+    x.user = {**x.user, "id": "99", "username": "mallory"}
+    authority.approving_user = "99"
+    result = come_back(client, anonymous, account_id=first["id"])
+    assert result.status_code == 409
+    assert "mallory" in result.json["error"]["message"]
+    assert stored(engine, first["id"]).external_id != "99"
+
+
+def test_the_callback_says_what_went_wrong_with_the_exchange(client, anonymous, x, authority):
+    # X down: 503 with Retry-After, and the user is told to start again (the state is spent)
+    x.fail_next(1, 503, {"title": "Service Unavailable"}, {"Retry-After": "7"}, path="/2/oauth2")
+    down = come_back(client, anonymous)
+    assert down.status_code == 503
+    assert down.headers["Retry-After"] == "7"
+    assert "start connecting again" in down.json["error"]["message"]
+
+    # Herald's app refused (a wrong client secret): 502, naming the settings to check
+    authority.register_client("x-client", "another-secret", [X_CALLBACK], auth_method="basic")
+    refused = come_back(client, anonymous)
+    assert refused.status_code == 502
+    assert "X_CLIENT_SECRET" in refused.json["error"]["message"]
+    assert "x-secret" not in refused.text
