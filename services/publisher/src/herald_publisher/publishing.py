@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from dramatiq.broker import Broker
 from dramatiq.middleware.time_limit import TimeLimitExceeded
@@ -192,28 +193,22 @@ class Publisher:
         if until <= now:
             return False  # waited long enough: the claim and the call fail it with the reason
         reason = account.status_reason or "the account must be connected again"
-        with session_scope(self.engine) as session:
-            moved = move_target(
-                session,
-                target_id,
-                TargetStatus.QUEUED,
-                version,
-                status=TargetStatus.RETRYING,
-                version=version + 1,
-                due_at=until,
-                queued_at=None,
-                error_kind=NEEDS_REAUTH,
-                error=waiting_reason(reason),
-                updated_at=now,
-                # Only while it still needs re-auth: a reconnect that just released the
-                # account's targets must not see this one parked for days.
-                where=[
-                    exists().where(
-                        col(Account.id) == Target.account_id,
-                        col(Account.status) == AccountStatus.NEEDS_REAUTH,
-                    )
-                ],
-            )
+        moved = self._put_back(
+            target_id,
+            version,
+            now,
+            due_at=until,
+            kind=NEEDS_REAUTH,
+            error=waiting_reason(reason),
+            # Only while it still needs re-auth: a reconnect that just released the account's
+            # targets must not see this one parked for days.
+            where=[
+                exists().where(
+                    col(Account.id) == Target.account_id,
+                    col(Account.status) == AccountStatus.NEEDS_REAUTH,
+                )
+            ],
+        )
         if moved:
             log.info(
                 "publish: target %s waits for account %s to be reconnected", target_id, account.id
@@ -241,23 +236,45 @@ class Publisher:
         paced = self.pacer.admit(account.platform, account.id, paces) if paces else None
         if paced is None:
             return False
+        moved = self._put_back(
+            target_id,
+            version,
+            now,
+            due_at=now + timedelta(seconds=paced.wait_seconds),
+            kind="paced",
+            error=paced.reason,
+        )
+        if moved:
+            log.info("publish: target %s %s", target_id, paced.reason)
+        return moved
+
+    def _put_back(
+        self,
+        target_id: str,
+        version: int,
+        now: datetime,
+        *,
+        due_at: datetime,
+        kind: str,
+        error: str,
+        where: list[Any] | None = None,
+    ) -> bool:
+        """Move a queued target back to `retrying` before it is claimed: no attempt spent."""
         with session_scope(self.engine) as session:
-            moved = move_target(
+            return move_target(
                 session,
                 target_id,
                 TargetStatus.QUEUED,
                 version,
+                where=where or (),
                 status=TargetStatus.RETRYING,
                 version=version + 1,
-                due_at=now + timedelta(seconds=paced.wait_seconds),
+                due_at=due_at,
                 queued_at=None,
-                error_kind="paced",
-                error=paced.reason,
+                error_kind=kind,
+                error=error,
                 updated_at=now,
             )
-        if moved:
-            log.info("publish: target %s %s", target_id, paced.reason)
-        return moved
 
     def _claim(self, target_id: str, version: int) -> tuple[Target, Post, Account, str] | None:
         now = self.clock()

@@ -449,6 +449,20 @@ class _FacebookLogin(_MetaAuthenticator):
         short, _ = self._token_from(body, "code exchange")
         return self._long_lived(short)
 
+    def _exchange_again(
+        self,
+        account: AccountRef,
+        token: str,
+        expires_at: float | None,
+        model: type[BaseModel],
+    ) -> Refreshed:
+        """A still-valid long-lived User token exchanged for a new one (fb_exchange_token)."""
+        self._refused_if_expired(expires_at)
+        new_token, new_expiry = self._long_lived(token)
+        credentials = {**account.credentials, "access_token": new_token, "expires_at": new_expiry}
+        _checked(model, self.platform, "credentials", credentials)
+        return Refreshed(credentials=credentials, expires_at=new_expiry)
+
     def _long_lived(self, token: str) -> tuple[str, float]:
         """fb_exchange_token: a long-lived User token for a valid one."""
         client_id, secret = self._app()
@@ -538,15 +552,7 @@ class FacebookAuthenticator(_FacebookLogin):
             self._check(token)
             return Refreshed(credentials=dict(account.credentials), expires_at=None)
         # A long-lived User token: exchange it again while it is valid.
-        self._refused_if_expired(expires_at)
-        new_token, new_expiry = self._long_lived(token)
-        credentials = {
-            **account.credentials,
-            "access_token": new_token,
-            "expires_at": new_expiry,
-        }
-        _checked(FacebookCredentials, self.platform, "credentials", credentials)
-        return Refreshed(credentials=credentials, expires_at=new_expiry)
+        return self._exchange_again(account, token, expires_at, FacebookCredentials)
 
 
 # -- Instagram (API with Facebook Login) ----------------------------------------------------
@@ -597,15 +603,8 @@ class InstagramAuthenticator(_FacebookLogin):
 
     def refresh(self, account: AccountRef) -> Refreshed:
         token = self._stored_token(account)
-        self._refused_if_expired(self.expires_at(account.credentials))
-        new_token, new_expiry = self._long_lived(token)
-        credentials = {
-            **account.credentials,
-            "access_token": new_token,
-            "expires_at": new_expiry,
-        }
-        _checked(InstagramCredentials, self.platform, "credentials", credentials)
-        return Refreshed(credentials=credentials, expires_at=new_expiry)
+        expires_at = self.expires_at(account.credentials)
+        return self._exchange_again(account, token, expires_at, InstagramCredentials)
 
 
 # -- Threads --------------------------------------------------------------------------------
