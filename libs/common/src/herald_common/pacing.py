@@ -49,6 +49,36 @@ class Paced:
     reason: str
 
 
+# Sum the window's per-second counters and take a slot in one atomic step. Dramatiq's
+# RedisBackend.incr_and_sum watches one list of keys and sums another computed a moment later,
+# so two workers at a second's boundary could both take the last slot (an integration test
+# caught 4 posts out under a pace of 3).
+_WINDOW_SCRIPT = """
+local total = 0
+for i = 1, #KEYS do
+  total = total + tonumber(redis.call('GET', KEYS[i]) or '0')
+end
+if total >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class AtomicWindowRateLimiter(WindowRateLimiter):
+    """Dramatiq's sliding window, its check-and-take made one Lua script on Redis."""
+
+    def __init__(self, backend: RedisBackend, key: str, *, limit: int, window: int) -> None:
+        super().__init__(backend, key, limit=limit, window=window)
+        self._script = backend.client.register_script(_WINDOW_SCRIPT)
+
+    def _acquire(self) -> bool:
+        keys = self._get_keys()
+        return bool(self._script(keys=keys, args=[self.limit, self.window_millis]))
+
+
 def limiter_backend(broker: Broker) -> RateLimiterBackend:
     """Redis when the broker is on Redis (counters shared by all workers), else in memory."""
     client = getattr(broker, "client", None)
@@ -78,9 +108,12 @@ class Pacer:
         key = f"{self._namespace}:pace:{platform}:{owner}:{pace.limit}/{pace.window_seconds}"
         limiter: RateLimiter
         if pace.window_seconds <= MAX_SLIDING_WINDOW_SECONDS:
-            limiter = WindowRateLimiter(
-                self._backend, key, limit=pace.limit, window=pace.window_seconds
+            window = (
+                AtomicWindowRateLimiter
+                if isinstance(self._backend, RedisBackend)
+                else WindowRateLimiter  # in memory: its lock makes it atomic already
             )
+            limiter = window(self._backend, key, limit=pace.limit, window=pace.window_seconds)
         else:
             limiter = BucketRateLimiter(
                 self._backend, key, limit=pace.limit, bucket=pace.window_seconds * 1000
