@@ -221,8 +221,8 @@ def test_an_account_marked_between_the_hold_check_and_the_claim_still_waits(
 ):
     # Given the hold check has just found the account active...
     class LateMark(Publisher):
-        def _hold_for_auth(self, target_id: str, version: int) -> bool:
-            held = super()._hold_for_auth(target_id, version)
+        def _hold_for_auth(self, found, version, now):  # type: ignore[no-untyped-def]
+            held = super()._hold_for_auth(found, version, now)
             # ...and the refresher marks it needs_reauth before the claim
             with session_scope(self.engine) as session:
                 account = session.exec(select(Account)).one()

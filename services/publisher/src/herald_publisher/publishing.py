@@ -112,10 +112,14 @@ class Publisher:
 
     def publish(self, target_id: str, version: int) -> Result:
         """Handle one publish message for `target_id` at `version`."""
-        if self._hold_for_auth(target_id, version):
-            return Result.HELD
-        if self._pace(target_id, version):
-            return Result.PACED
+        # One read serves both checks made before the claim (this is every message's path).
+        now = self.clock()
+        found = self._claimable(target_id, version, now)
+        if found is not None:
+            if self._hold_for_auth(found, version, now):
+                return Result.HELD
+            if self._pace(found, version, now):
+                return Result.PACED
         claimed = self._claim(target_id, version)
         if claimed is None:
             self._raise_if_early(target_id, version)
@@ -180,13 +184,12 @@ class Publisher:
             session.expunge_all()
         return target, post, account
 
-    def _hold_for_auth(self, target_id: str, version: int) -> bool:
+    def _hold_for_auth(
+        self, found: tuple[Target, Post, Account], version: int, now: datetime
+    ) -> bool:
         """Whether the target was put back to wait for its account to be connected again."""
-        now = self.clock()
-        found = self._claimable(target_id, version, now)
-        if found is None:
-            return False
         target, post, account = found
+        target_id = target.id
         if account.status != AccountStatus.NEEDS_REAUTH:
             return False
         until = self._reauth_deadline(target, post)
@@ -220,15 +223,12 @@ class Publisher:
         since = post.scheduled_at or target.due_at or self.clock()
         return since + timedelta(seconds=self.settings.needs_reauth_max_wait_seconds)
 
-    def _pace(self, target_id: str, version: int) -> bool:
-        """Whether the target was put back for its platform's pace (only when it is claimable)."""
+    def _pace(self, found: tuple[Target, Post, Account], version: int, now: datetime) -> bool:
+        """Whether the target was put back for its platform's pace."""
         if self.pacer is None:
             return False
-        now = self.clock()
-        found = self._claimable(target_id, version, now)
-        if found is None:
-            return False
-        _, _, account = found
+        target, _, account = found
+        target_id = target.id
         try:
             paces = self.platforms.get(account.platform).paces(account_ref(account))
         except HeraldError:

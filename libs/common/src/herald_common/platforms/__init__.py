@@ -28,6 +28,7 @@ from herald_common.platforms.base import (
     Violation,
 )
 from herald_common.platforms.bluesky import BlueskyCredentials, BlueskyPlatform, BlueskySettings
+from herald_common.platforms.direct_auth import BlueskyAuthenticator, MastodonAuthenticator
 from herald_common.platforms.facebook import (
     FacebookCredentials,
     FacebookPlatform,
@@ -48,6 +49,16 @@ from herald_common.platforms.mastodon import (
     MastodonCredentials,
     MastodonPlatform,
     MastodonSettings,
+)
+from herald_common.platforms.meta_auth import (
+    FacebookAuthenticator,
+    InstagramAuthenticator,
+    ThreadsAuthenticator,
+)
+from herald_common.platforms.oauth2 import (
+    LinkedInAuthenticator,
+    TikTokAuthenticator,
+    XAuthenticator,
 )
 from herald_common.platforms.sandbox import SandboxPlatform, SandboxSettings
 from herald_common.platforms.threads import (
@@ -111,18 +122,6 @@ def _oauth_client(client_id: str | None, client_secret: str | None) -> OAuthClie
 
 def authenticators(client: httpx.Client, settings: Settings) -> dict[str, Authenticator]:
     """One Authenticator per platform whose accounts are connected or refreshed."""
-    from herald_common.platforms.direct_auth import BlueskyAuthenticator, MastodonAuthenticator
-    from herald_common.platforms.meta_auth import (
-        FacebookAuthenticator,
-        InstagramAuthenticator,
-        ThreadsAuthenticator,
-    )
-    from herald_common.platforms.oauth2 import (
-        LinkedInAuthenticator,
-        TikTokAuthenticator,
-        XAuthenticator,
-    )
-
     meta = _oauth_client(settings.facebook_app_id, settings.facebook_app_secret)
     return {
         "mastodon": MastodonAuthenticator(client),

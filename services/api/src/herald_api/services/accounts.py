@@ -106,7 +106,7 @@ def create_account(
         external_id=body.external_id,
         settings=checked_settings(body.platform, body.settings),
         credentials=checked_credentials(platforms.credentials, body.platform, body.credentials),
-        token_expires_at=_expiry(platforms, body.platform, body.credentials),
+        token_expires_at=token_expires_at(platforms, body.platform, body.credentials),
         created_at=now,
         updated_at=now,
     )
@@ -148,7 +148,7 @@ def update_account(
         account.credentials = checked_credentials(
             platforms.credentials, account.platform, body.credentials
         )
-        account.token_expires_at = _expiry(platforms, account.platform, body.credentials)
+        account.token_expires_at = token_expires_at(platforms, account.platform, body.credentials)
         account.refreshed_at = now
     account.updated_at = now
     session.add(account)
@@ -158,9 +158,10 @@ def update_account(
     return account
 
 
-def _expiry(
+def token_expires_at(
     platforms: PlatformRegistry, platform: str, credentials: Mapping[str, Any] | None
 ) -> datetime | None:
+    """When these secrets' access token expires, as its platform's authenticator reads them."""
     return from_epoch(platforms.token_expiry(platform, credentials or {}))
 
 

@@ -25,7 +25,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from herald_api.services.accounts import checked_credentials, checked_settings, get_account
+from herald_api.services.accounts import (
+    checked_credentials,
+    checked_settings,
+    get_account,
+    token_expires_at,
+)
 from herald_common.db import session_scope
 from herald_common.errors import (
     BadRequest,
@@ -260,10 +265,10 @@ def _store(
     values = {
         "settings": checked_settings(platform, settings),
         "credentials": checked_credentials(platforms.credentials, platform, connection.credentials),
-        "token_expires_at": from_epoch(
-            connection.expires_at
+        "token_expires_at": (
+            from_epoch(connection.expires_at)
             if connection.expires_at is not None
-            else platforms.token_expiry(platform, connection.credentials)
+            else token_expires_at(platforms, platform, connection.credentials)
         ),
     }
     if account is None:
