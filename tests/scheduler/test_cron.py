@@ -160,7 +160,9 @@ def test_the_weekly_entry_asks_every_active_account_with_tokens(sqlite_engine, b
     x = add_platform_account(sqlite_engine, tenant, "x")
     add_account(sqlite_engine, tenant)
     add_platform_account(sqlite_engine, tenant, "mastodon", deleted_at=utcnow())
-    scheduler = dispatcher(sqlite_engine, broker, token_refresh_cron="0 0 * * 0")
+    scheduler = dispatcher(
+        sqlite_engine, broker, token_refresh_cron="0 0 * * 0", cleanup_cron="5 * * * *"
+    )
     scheduler.clock = lambda: SUNDAY + timedelta(seconds=1)
 
     # When the scheduler ticks at Sunday midnight

@@ -120,12 +120,39 @@ class Settings(BaseSettings):
     # long after its scheduled time, then fails with the reason.
     needs_reauth_max_wait_seconds: float = Field(default=48 * 3600.0, gt=0)
 
+    # Observability. Worker services and the scheduler serve /metrics on METRICS_HOST:PORT (the
+    # API serves it on its own port); worker services gather their processes' samples in
+    # METRICS_DIR (default: a fresh directory under the system's temporary one).
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(default=9191, ge=0, le=65535)
+    metrics_dir: str | None = None
+    # How often the scheduler reads queue depth, targets and accounts for its gauges.
+    metrics_interval_seconds: float = Field(default=10.0, gt=0)
+    # Workers and schedulers beat this often; one silent for the timeout counts as gone.
+    heartbeat_interval_seconds: float = Field(default=5.0, gt=0)
+    heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Records of finished jobs (the queue admin API's `completed`) are kept this long, and at
+    # most this many per queue; attempts (each post's audit trail) are kept longer. The
+    # clean-up runs on its own cron entry.
+    job_records_retention_seconds: float = Field(default=24 * 3600.0, gt=0)
+    job_records_max_per_queue: int = Field(default=100_000, ge=0)
+    attempts_retention_days: float = Field(default=365.0, gt=0)
+    cleanup_cron: str = "*/10 * * * *"
+    # What GET /v1/admin/health calls degraded and unhealthy.
+    health_queue_waiting_degraded: int = Field(default=1_000, ge=1)
+    health_queue_waiting_unhealthy: int = Field(default=10_000, ge=1)
+    health_oldest_due_degraded_seconds: float = Field(default=60.0, gt=0)
+    health_oldest_due_unhealthy_seconds: float = Field(default=300.0, gt=0)
+    # Queues that must have a live worker even when empty (comma-separated); any other queue
+    # is unhealthy only when it holds work and nobody drains it.
+    health_required_queues: str = "publish,token-refresh"
+
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
 
-    @field_validator("token_refresh_cron")
+    @field_validator("token_refresh_cron", "cleanup_cron")
     @classmethod
     def _cron_expression(cls, value: str) -> str:
         try:
@@ -154,6 +181,11 @@ class Settings(BaseSettings):
             auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
             return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
         return None
+
+    @property
+    def required_queues(self) -> list[str]:
+        """HEALTH_REQUIRED_QUEUES as a list."""
+        return [q.strip() for q in self.health_required_queues.split(",") if q.strip()]
 
     def concurrency_for(self, queue: str, default: int) -> int:
         """The worker concurrency for a queue: its own override, else the global one, else default."""

@@ -14,12 +14,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from herald_common.db import session_scope
 from herald_common.errors import HeraldError, TransientError
+from herald_common.metrics import observe_settled
 from herald_common.models import (
     ACTIVE_TARGET_STATES,
     Account,
@@ -145,9 +146,12 @@ def record_outcome(
     now: datetime,
 ) -> bool:
     """Move a `publishing` target to its outcome; False when it was no longer ours to move."""
-    post_id = session.exec(select(Target.post_id).where(Target.id == target_id)).first()
-    if post_id is None:
+    row = session.exec(
+        select(Target.post_id, Target.platform, Target.due_at).where(Target.id == target_id)
+    ).first()
+    if row is None:
         return False
+    post_id, platform, due_at = row
     post = lock_post(session, post_id)
     values: dict[str, object] = {
         "status": outcome.status,
@@ -179,6 +183,15 @@ def record_outcome(
             session.add(attempt)
     if post is not None:
         refresh_post_status(session, post, now)
+    scheduled = (post.scheduled_at if post is not None else None) or due_at
+    lateness = (now - scheduled).total_seconds() if scheduled is not None else None
+    # Counted once the outcome is committed, never for one that is rolled back.
+    event.listen(
+        session,
+        "after_commit",
+        lambda _: observe_settled(platform, outcome.status, outcome.error_kind, lateness),
+        once=True,
+    )
     return True
 
 

@@ -1,4 +1,9 @@
-"""What every worker service shares: lazily built dependencies and the `dramatiq` launcher."""
+"""What every worker service shares: the `dramatiq` launcher, the broker with Herald's worker
+middleware, and lazily built dependencies.
+
+Nothing here imports prometheus_client at module level: `run_worker` must set the metrics
+directory before the first import (see herald_common.metrics).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,19 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TypeVar
 
+from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_common.broker import build_broker
 from herald_common.contracts import queue_concurrency
 from herald_common.db import create_db_engine
 from herald_common.logs import configure_logging
-from herald_common.settings import get_settings
+from herald_common.multiproc import use_metrics_dir
+from herald_common.settings import Settings, get_settings
 
 T = TypeVar("T")
 
-__all__ = ["configure_logging", "lazy", "process_engine", "run_worker"]
+__all__ = ["configure_logging", "lazy", "process_engine", "run_worker", "worker_broker"]
 
 
 def lazy(factory: Callable[[], T]) -> Callable[[], T]:
@@ -46,6 +54,33 @@ def run_worker(module: str, queues: list[str], argv: list[str] | None = None) ->
     # Consumers wake this often (ms) to move due delayed messages: 1000 by default, which
     # would make posts up to a second late.
     os.environ.setdefault("dramatiq_worker_timeout", "100")
+    if settings.metrics_port:
+        expose_metrics(settings)
     args = ["dramatiq", module, "--queues", *queues, "--threads", str(threads)]
     args += ["--processes", processes, *(argv if argv is not None else sys.argv[1:])]
     os.execvp(args[0], args)
+
+
+def expose_metrics(settings: Settings) -> None:
+    """Point Dramatiq's Prometheus middleware (and prometheus_client) at an empty directory
+    and at METRICS_HOST:METRICS_PORT, for the `dramatiq` process about to replace this one."""
+    directory = use_metrics_dir(settings.metrics_dir, prefix="herald-worker-metrics-")
+    # Dramatiq reads these lower-case names (dramatiq/middleware/prometheus.py).
+    os.environ["dramatiq_prom_db"] = directory  # noqa: SIM112
+    os.environ["dramatiq_prom_host"] = settings.metrics_host  # noqa: SIM112
+    os.environ["dramatiq_prom_port"] = str(settings.metrics_port)  # noqa: SIM112
+
+
+def worker_broker(settings: Settings) -> Broker:
+    """The broker a worker service consumes from: Herald's job records and heartbeats, and
+    Dramatiq's Prometheus exposition when `run_worker` set it up (METRICS_PORT ≠ 0)."""
+    from herald_common.ledger import Heartbeat, JobLedger
+
+    broker = build_broker(settings)
+    broker.add_middleware(JobLedger())
+    broker.add_middleware(Heartbeat(settings.heartbeat_interval_seconds))
+    if os.environ.get("dramatiq_prom_db"):  # noqa: SIM112
+        from dramatiq.middleware.prometheus import Prometheus
+
+        broker.add_middleware(Prometheus())
+    return broker

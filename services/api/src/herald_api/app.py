@@ -12,7 +12,7 @@ from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
 from herald_api.errors import add_error_handlers
-from herald_api.middleware import AuthMiddleware, RequestIdMiddleware
+from herald_api.middleware import AuthMiddleware, MetricsMiddleware, RequestIdMiddleware
 from herald_api.routes import build_routes, check_route, public_paths
 from herald_common.broker import build_broker
 from herald_common.db import create_db_engine
@@ -26,7 +26,11 @@ def create_app(
 ) -> falcon.App:
     """The API, serving the routing table with these collaborators."""
     routes = build_routes(engine=engine, broker=broker, platforms=platforms, settings=settings)
-    middleware: list[Any] = [RequestIdMiddleware(), AuthMiddleware(engine, public_paths(routes))]
+    middleware: list[Any] = [
+        MetricsMiddleware(),
+        RequestIdMiddleware(),
+        AuthMiddleware(engine, public_paths(routes)),
+    ]
     app = falcon.App(middleware=middleware)
     add_error_handlers(app)
     for route in routes:

@@ -2,15 +2,27 @@
 
 Bind address from API_HOST/API_PORT (the settings' defaults otherwise), worker processes from
 WEB_CONCURRENCY (default 2), four threads each, access log on stdout.
+
+Metrics: every worker writes its samples to one directory (PROMETHEUS_MULTIPROC_DIR, else
+METRICS_DIR, else a new temporary one), emptied here at start, and GET /metrics on any worker
+adds them all up. It is set before anything imports prometheus_client (herald_common.metrics).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
+from herald_common.multiproc import use_metrics_dir
 from herald_common.settings import Settings
 
 _settings = Settings()
+
+
+use_metrics_dir(
+    os.environ.get("PROMETHEUS_MULTIPROC_DIR") or _settings.metrics_dir,
+    prefix="herald-api-metrics-",
+)
 
 bind = f"{os.environ.get('API_HOST', _settings.api_host)}:{os.environ.get('API_PORT', _settings.api_port)}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -24,3 +36,10 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
 # Each worker builds its own engine and broker in get_app(); nothing is shared across a fork.
 preload_app = False
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker is gone: its live gauges must no longer count."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,8 +1,9 @@
-"""Falcon middleware: request ids and API-key authentication."""
+"""Falcon middleware: request ids, API-key authentication, and request metrics."""
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Collection
 from typing import Any
@@ -12,9 +13,14 @@ from sqlalchemy.engine import Engine
 
 from herald_api.auth import authenticate, bearer_token
 from herald_common.db import session_scope
+from herald_common.errors import Forbidden
+from herald_common.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:\-]")
 MAX_REQUEST_ID_LENGTH = 64
+#: Every route under this prefix takes admin keys only.
+ADMIN_PREFIX = "/v1/admin/"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def sanitize_request_id(value: str | None) -> str | None:
@@ -57,6 +63,29 @@ class AuthMiddleware:
         token = bearer_token(req.get_header("Authorization"))
         with session_scope(self._engine) as session:
             principal = authenticate(session, token)
+        if (req.uri_template or "").startswith(ADMIN_PREFIX) and not principal.is_admin:
+            raise Forbidden(f"only an admin API key may use {ADMIN_PREFIX}")
         req.context.tenant_id = principal.tenant_id
         req.context.is_admin = principal.is_admin
         req.context.api_key_id = principal.key_id
+
+
+class MetricsMiddleware:
+    """Counts every request by route template, method and status, and times it.
+
+    The route is Falcon's URI template (`/v1/posts/{post_id}`), never the path, so the labels
+    stay bounded; a request no route matched counts as `unmatched`.
+    """
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        started = getattr(req.context, "started", None)
+        route = req.uri_template or "unmatched"
+        method = req.method if req.method in _METHODS else "OTHER"
+        HTTP_REQUESTS.labels(route, method, resp.status_code).inc()
+        if started is not None:
+            HTTP_DURATION.labels(route, method).observe(time.perf_counter() - started)

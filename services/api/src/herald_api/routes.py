@@ -20,14 +20,18 @@ from herald_api.resources.connect import (
     ConnectCallback,
 )
 from herald_api.resources.docs import Docs, OpenApiSpec
-from herald_api.resources.health import Health, Ready
+from herald_api.resources.health import AdminHealth, Health, Metrics, Ready
 from herald_api.resources.posts import PostCollection, PostItem
+from herald_api.resources.queues import QueueCollection, QueueItem
 from herald_api.schemas import (
     AccountCreate,
     AccountList,
     AccountOut,
     AccountUpdate,
+    AdminHealthOut,
     AdminRefreshBody,
+    ClearedOut,
+    ClearQuery,
     ConnectQuery,
     ConnectStartOut,
     DirectConnectBody,
@@ -37,9 +41,16 @@ from herald_api.schemas import (
     PostListQuery,
     PostPage,
     PostUpdate,
+    QueueActionBody,
+    QueueActionOut,
+    QueueDetailOut,
+    QueueJobsQuery,
+    QueueList,
     ReadyOut,
     RefreshRequestedOut,
     ResolveBody,
+    RetriedOut,
+    RetryFailedBody,
     SandboxDeliveryList,
     ScheduleBody,
 )
@@ -90,6 +101,7 @@ def build_routes(
     accounts, account = AccountCollection(engine, platforms), AccountItem(engine, platforms)
     posts, post = PostCollection(engine, platforms), PostItem(engine, platforms)
     account_path, post_path = "/v1/accounts/{account_id}", "/v1/posts/{post_id}"
+    queue, queue_path = QueueItem(broker, settings), "/v1/admin/queues/{name}"
     routes += [
         Route(
             "/health",
@@ -110,6 +122,38 @@ def build_routes(
                 ),
             ),
             tag="health",
+        ),
+        Route(
+            "/metrics",
+            Metrics(),
+            (
+                Operation(
+                    "get",
+                    "Prometheus metrics of this API (every gunicorn worker)",
+                    None,
+                    public=True,
+                    media_type="text/plain",
+                    description="Requests by route template, method and status, and their "
+                    "durations; keep it off the public internet (scrape it from inside).",
+                ),
+            ),
+            tag="health",
+        ),
+        Route(
+            "/v1/admin/health",
+            AdminHealth(engine, broker, settings),
+            (
+                Operation(
+                    "get",
+                    "The whole system's health (admin keys)",
+                    AdminHealthOut,
+                    errors=(403, 503),
+                    description="healthy, degraded or unhealthy, from each queue's depth and "
+                    "dead letters, live workers and schedulers (heartbeats), and the age of "
+                    "the oldest due target; 503 when unhealthy.",
+                ),
+            ),
+            tag="admin",
         ),
         Route(
             "/openapi.json",
@@ -222,6 +266,68 @@ def build_routes(
                     errors=(403,),
                 ),
             ),
+            tag="admin",
+        ),
+        Route(
+            "/v1/admin/queues",
+            QueueCollection(broker, settings),
+            (Operation("get", "Every queue's counts (admin keys)", QueueList, errors=(403,)),),
+            tag="admin",
+        ),
+        Route(
+            queue_path,
+            queue,
+            (
+                Operation(
+                    "get",
+                    "A queue's counts and one page of its jobs in one state (admin keys)",
+                    QueueDetailOut,
+                    query=QueueJobsQuery,
+                    errors=(403, 404, 422),
+                ),
+                Operation(
+                    "delete",
+                    "Clear one state of a queue, or all (admin keys)",
+                    ClearedOut,
+                    query=ClearQuery,
+                    errors=(403, 404, 422),
+                    description="Cleared publish messages are not lost posts: the schedule "
+                    "is in the database, and the scheduler sends a target again when its "
+                    "message never arrives.",
+                ),
+            ),
+            tag="admin",
+        ),
+        Route(
+            queue_path + "/retry-failed",
+            queue,
+            (
+                Operation(
+                    "post",
+                    "Put dead letters back on the queue, retries reset (admin keys)",
+                    RetriedOut,
+                    body=RetryFailedBody,
+                    errors=(403, 404),
+                ),
+            ),
+            suffix="retry",
+            tag="admin",
+        ),
+        Route(
+            queue_path + "/actions",
+            queue,
+            (
+                Operation(
+                    "post",
+                    "Seed 004's queue actions (admin keys)",
+                    QueueActionOut,
+                    body=QueueActionBody,
+                    errors=(403, 404),
+                    description="retry_failed, retry_specific (job_ids), clear_completed, "
+                    "clear_failed: the same as retry-failed and DELETE.",
+                ),
+            ),
+            suffix="action",
             tag="admin",
         ),
         Route(

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from herald_common.models import PostStatus
 from herald_common.platforms import PLATFORMS
@@ -383,3 +383,156 @@ class PostPage(Out):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null at the end."
     )
+
+
+# --- admin: queues and health ------------------------------------------------------------
+
+QueueState = Literal["waiting", "active", "delayed", "failed", "completed"]
+ClearableState = Literal["waiting", "delayed", "failed", "completed", "all"]
+
+
+class QueueOut(Out):
+    """A queue's counts, and how many live processes drain it."""
+
+    name: str
+    waiting: int
+    active: int = Field(description="Taken by a worker and not yet acknowledged.")
+    delayed: int = Field(description="Due later (retries and publishes timed to the second).")
+    failed: int = Field(description="Dead letters: out of retries, kept for an operator.")
+    completed: int = Field(description="Finished jobs still on record (JOB_RECORDS_*).")
+    completed_total: int = Field(description="Finished since the broker's namespace began.")
+    total: int
+    workers: int = Field(description="Processes that beat for this queue recently.")
+    concurrency: int = Field(description="Worker threads per process, as configured.")
+
+
+class QueueList(Out):
+    """Every queue."""
+
+    data: list[QueueOut]
+
+
+class JobOut(Out):
+    """One job in one state."""
+
+    id: str = Field(description="The id retry-failed takes.")
+    message_id: str
+    actor: str
+    state: QueueState
+    payload: dict[str, Any] = Field(description="The message's arguments, long values cut.")
+    enqueued_at: datetime | None
+    eta: datetime | None
+    attempts: int = Field(description="Retries so far.")
+    failed_at: datetime | None
+    error: str | None = Field(description="The last line of the failure's traceback.")
+    traceback: str | None
+    finished_at: datetime | None
+    duration_ms: float | None
+
+
+class QueueJobsQuery(BaseModel):
+    """Which jobs of a queue to list (strings from the URL, so not strict)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: QueueState = "failed"
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class QueueDetailOut(QueueOut):
+    """A queue's counts and one page of its jobs in one state."""
+
+    state: QueueState
+    jobs: list[JobOut]
+    jobs_total: int = Field(description="How many jobs are in `state`.")
+    offset: int
+    limit: int
+    next_offset: int | None = Field(description="Pass as `offset` for the next page.")
+
+
+class RetryFailedBody(Body):
+    """Which dead letters to retry: the ids given, or all when `ids` is left out."""
+
+    ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
+
+
+class RetriedOut(Out):
+    """The dead letters put back on the queue, and the ids asked for that were not found."""
+
+    retried: int
+    ids: list[str]
+    not_found: list[str]
+
+
+class ClearQuery(BaseModel):
+    """Which state to clear."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: ClearableState
+
+
+class ClearedOut(Out):
+    """How many jobs were dropped, per state."""
+
+    cleared: dict[str, int]
+    note: str | None = Field(
+        default=None,
+        description="Set when delayed jobs already taken by a worker could not be dropped.",
+    )
+
+
+class QueueActionBody(Body):
+    """Seed 004's queue actions: `retry_failed` (all dead letters), `retry_specific`
+    (`job_ids`), `clear_completed`, and `clear_failed`."""
+
+    action: Literal["retry_failed", "retry_specific", "clear_completed", "clear_failed"]
+    job_ids: list[str] | None = Field(
+        default=None, min_length=1, max_length=10_000, validate_default=True
+    )
+
+    @field_validator("job_ids")
+    @classmethod
+    def _ids_for_retry_specific(cls, value: list[str] | None, info: ValidationInfo) -> Any:
+        action = info.data.get("action")
+        if action == "retry_specific" and value is None:
+            raise ValueError("is required with retry_specific")
+        if action is not None and action != "retry_specific" and value is not None:
+            raise ValueError("goes with retry_specific only")
+        return value
+
+
+class QueueActionOut(Out):
+    """What an action did: the retry fields for retry actions, `cleared` for clear ones."""
+
+    action: str
+    retried: int | None = None
+    ids: list[str] | None = None
+    not_found: list[str] | None = None
+    cleared: dict[str, int] | None = None
+    note: str | None = None
+
+
+class QueueHealthOut(QueueOut):
+    """A queue's counts and verdict."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    problems: list[str]
+
+
+class AdminHealthOut(Out):
+    """The whole system's verdict: the worst of its parts, and why."""
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    checked_at: datetime
+    problems: list[str]
+    database: Literal["ok", "unreachable"]
+    broker: Literal["ok", "unreachable"]
+    schedulers: int = Field(description="Scheduler processes that ticked recently.")
+    oldest_due_target_age_seconds: float | None = Field(
+        description="How long the oldest due, unpublished target has waited (0: none)."
+    )
+    targets: dict[str, int] = Field(description="Targets in states worth watching.")
+    accounts_needing_reauth: int
+    queues: list[QueueHealthOut]

@@ -1,7 +1,8 @@
 """`herald-embedded`: the whole system in one process, on embedded defaults (`make run`).
 
 SQLite, Dramatiq's in-process stub broker with worker threads, the scheduler loop in a
-thread and the API on a threaded WSGI server. The one place that composes services: it is
+thread and the API on a threaded WSGI server; the API's /metrics shows every part, and the
+queue admin API reads the in-process queues. The one place that composes services: it is
 for trying Herald and for development; production runs each service on its own.
 """
 
@@ -25,8 +26,10 @@ from herald_common.broker import build_broker
 from herald_common.contracts import PUBLISH, REFRESH_ACCOUNT, queue_concurrency
 from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
+from herald_common.ledger import Heartbeat, JobLedger
 from herald_common.models import Account, Tenant
 from herald_common.platforms import PlatformRegistry
+from herald_common.queues import queue_store
 from herald_common.settings import Settings, get_settings
 from herald_common.tokens import TokenKeeper
 from herald_common.workers import configure_logging
@@ -34,6 +37,7 @@ from herald_publisher.actors import declare_actors as declare_publish
 from herald_publisher.publishing import Publisher, publish_pacer
 from herald_scheduler.__main__ import run as run_scheduler
 from herald_scheduler.dispatching import Dispatcher
+from herald_scheduler.observing import start_observer
 from herald_token_refresher.actors import declare_actors as declare_refresh
 
 log = logging.getLogger("herald_embedded")
@@ -100,6 +104,8 @@ def main() -> None:
     engine = create_db_engine(settings.database_url)
     migrate(engine)
     broker = build_broker(settings)
+    broker.add_middleware(JobLedger())
+    broker.add_middleware(Heartbeat(settings.heartbeat_interval_seconds))
     platforms = PlatformRegistry(engine, settings)
     publisher = Publisher(
         engine=engine,
@@ -132,6 +138,7 @@ def main() -> None:
         daemon=True,
     )
     scheduler.start()
+    start_observer(engine, queue_store(broker), settings, stop)
 
     app = create_app(settings, engine=engine, broker=broker, platforms=platforms)
     server = make_server(

@@ -56,10 +56,18 @@ class Stack:
     port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_key: str | None = None
+    #: Where each worker service and scheduler serves /metrics (the API serves its own).
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def metrics_url(self, name: str) -> str:
+        """The /metrics URL of process `name` (the API's for "api")."""
+        if name == "api":
+            return f"{self.base_url}/metrics"
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -79,11 +87,15 @@ class Stack:
         env.update(self.env_overrides)
         return env
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], *, metrics: bool = False) -> None:
         self.logdir.mkdir(parents=True, exist_ok=True)
+        env = self.env()
+        if metrics:  # each process its own port, so several can run on one machine
+            self.metrics_ports[name] = free_port()
+            env.update({"METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(self.metrics_ports[name])})
         log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115  (owned by the child)
         self.procs[name] = subprocess.Popen(
-            argv, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def migrate(self) -> None:
@@ -111,13 +123,13 @@ class Stack:
         )
 
     def start_publisher(self) -> None:
-        self._spawn("publisher", [str(BIN / "herald-publisher")])
+        self._spawn("publisher", [str(BIN / "herald-publisher")], metrics=True)
 
     def start_token_refresher(self, name: str = "token-refresher") -> None:
-        self._spawn(name, [str(BIN / "herald-token-refresher")])
+        self._spawn(name, [str(BIN / "herald-token-refresher")], metrics=True)
 
     def start_scheduler(self, name: str = "scheduler") -> None:
-        self._spawn(name, [str(BIN / "herald-scheduler")])
+        self._spawn(name, [str(BIN / "herald-scheduler")], metrics=True)
 
     def start(self) -> Stack:
         """Migrate, start every service and wait until the API is ready."""
@@ -184,6 +196,8 @@ def main() -> None:
         stack.start()
         print(f"Herald stack up: API {stack.base_url} (docs {stack.base_url}/docs)")
         print(f"API key: {stack.api_key}\nlogs: {stack.logdir}", flush=True)
+        for name in ("api", *stack.metrics_ports):
+            print(f"metrics: {name:<16} {stack.metrics_url(name)}", flush=True)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dramatiq
 
-from herald_common.broker import build_broker
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import get_settings
-from herald_common.workers import configure_logging, lazy, process_engine
+from herald_common.workers import configure_logging, lazy, process_engine, worker_broker
 from herald_publisher.actors import declare_actors
 from herald_publisher.publishing import Publisher, publish_pacer
 
 settings = get_settings()
 configure_logging(settings)
-broker = build_broker(settings)
+broker = worker_broker(settings)
 dramatiq.set_broker(broker)
 
 

@@ -9,22 +9,38 @@ import time
 
 from herald_common.broker import build_broker
 from herald_common.db import create_db_engine
+from herald_common.ledger import process_name
+from herald_common.metrics import LAST_TICK, TARGETS_DISPATCHED, TICK_DURATION
 from herald_common.platforms import PlatformRegistry
+from herald_common.queues import SCHEDULER_ROLE, queue_store
 from herald_common.settings import get_settings
 from herald_common.workers import configure_logging
 from herald_scheduler.dispatching import Dispatcher
+from herald_scheduler.observing import start_observer
 
 log = logging.getLogger("herald_scheduler")
 
 
 def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> None:
-    """Tick until `stop` is set. A failing tick is logged and the loop goes on."""
+    """Tick until `stop` is set. A failing tick is logged and the loop goes on.
+
+    The scheduler's heartbeat comes from this loop, not from a thread of its own: a loop that
+    hangs stops beating, and the admin health says so.
+    """
     failures = 0
+    store, member = queue_store(dispatcher.broker), process_name()
+    beat_every, last_beat = dispatcher.settings.heartbeat_interval_seconds, 0.0
     while not stop.is_set():
         started = time.monotonic()
         try:
             report = dispatcher.tick()
             failures = 0
+            TICK_DURATION.observe(time.monotonic() - started)
+            LAST_TICK.set(time.time())
+            TARGETS_DISPATCHED.inc(report.dispatched)
+            if started - last_beat >= beat_every:
+                store.beat(SCHEDULER_ROLE, member, time.time())
+                last_beat = started
             if report.dispatched or report.resent or report.reconciled or report.refreshes:
                 log.info(
                     "tick: dispatched=%d resent=%d reconciled=%d refreshes=%d send_failed=%d",
@@ -42,23 +58,37 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
             log.exception("tick failed (%d in a row)", failures)
         pause = tick_seconds * min(2**failures, 40) if failures else tick_seconds
         stop.wait(max(0.0, pause - (time.monotonic() - started)))
+    try:
+        store.leave(SCHEDULER_ROLE, member)
+    except Exception as exc:
+        log.warning("could not say the scheduler stopped: %s", type(exc).__name__)
 
 
 def main() -> None:
     """Start the scheduler loop; SIGTERM/SIGINT stop it after the current tick."""
     settings = get_settings()
     configure_logging(settings)
-    engine = create_db_engine(settings.database_url, pool_size=2)
+    engine = create_db_engine(settings.database_url, pool_size=3)
+    broker = build_broker(settings)
     dispatcher = Dispatcher(
         engine=engine,
-        broker=build_broker(settings),
+        broker=broker,
         platforms=PlatformRegistry(engine, settings),
         settings=settings,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    log.info("scheduler started (tick %.2fs)", settings.scheduler_tick_seconds)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    start_observer(engine, queue_store(broker), settings, stop)
+    log.info(
+        "scheduler started (tick %.2fs, metrics on %s)",
+        settings.scheduler_tick_seconds,
+        f"{settings.metrics_host}:{settings.metrics_port}" if settings.metrics_port else "none",
+    )
     run(dispatcher, stop, settings.scheduler_tick_seconds)
     log.info("scheduler stopped")
 

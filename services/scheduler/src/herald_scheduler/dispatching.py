@@ -7,7 +7,8 @@
 - reconcile_stuck: a target left publishing (its worker died mid-call) is settled with the
   platform, never blindly posted again.
 - token refreshes that are due go to the token-refresh queue (refreshing.py), and the cron
-  entries (cron_entries: the weekly full refresh) fire once across replicas (cron.py).
+  entries (cron_entries: the weekly full refresh, the clean-up of old job records and
+  attempts) fire once across replicas (cron.py).
 
 Each query reads one partial index range bounded by LIMIT, so a tick costs what is due,
 not what is scheduled. Two schedulers can run: on PostgreSQL `FOR UPDATE SKIP LOCKED` keeps
@@ -24,15 +25,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from dramatiq.broker import Broker
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from herald_common.contracts import PUBLISH, PublishTargetPayload, send
 from herald_common.db import is_sqlite, session_scope
-from herald_common.models import Target, TargetStatus
+from herald_common.models import Attempt, Target, TargetStatus
 from herald_common.models.posts import DISPATCHABLE_TARGET_STATES
 from herald_common.platforms import PlatformRegistry
+from herald_common.queues import queue_names, queue_store
 from herald_common.settings import Settings
 from herald_common.targets import move_target, reconcile
 from herald_common.timeutil import utcnow
@@ -108,6 +110,30 @@ class Dispatcher:
         with session_scope(self.engine) as session:
             asked = request_refresh_all(session, self.platforms, now)
         return f"{asked} account(s) asked to refresh"
+
+    def clean_up(self, now: datetime) -> str:
+        """Drop old records of finished jobs, and attempts older than their retention
+        (a cron entry)."""
+        store = queue_store(self.broker)
+        older_than = now.timestamp() - self.settings.job_records_retention_seconds
+        records = sum(
+            store.prune_records(
+                queue, older_than=older_than, keep=self.settings.job_records_max_per_queue
+            )
+            for queue in queue_names()
+        )
+        cutoff = now - timedelta(days=self.settings.attempts_retention_days)
+        attempts = 0
+        while True:  # in batches, so no transaction holds many rows for long
+            with session_scope(self.engine) as session:
+                ids = select(Attempt.id).where(Attempt.finished_at < cutoff).limit(5000)  # type: ignore[operator]
+                deleted: int = session.execute(
+                    delete(Attempt).where(Attempt.id.in_(ids.scalar_subquery()))  # type: ignore[attr-defined]
+                ).rowcount  # type: ignore[attr-defined]
+            attempts += deleted
+            if deleted < 5000:
+                break
+        return f"{records} job record(s) and {attempts} attempt(s) dropped"
 
     def dispatch_due(self, now: datetime) -> tuple[int, int]:
         """Claim and send targets due by now + lookahead; (sent, failed to send)."""
@@ -265,6 +291,7 @@ def cron_entries(dispatcher: Dispatcher) -> list[CronEntry]:
             dispatcher.settings.token_refresh_cron,
             dispatcher.request_all_refreshes,
         ),
+        CronEntry("clean-up", dispatcher.settings.cleanup_cron, dispatcher.clean_up),
     ]
 
 

@@ -109,6 +109,19 @@ class Target(SQLModel, table=True):
             postgresql_where=text("status = 'publishing'"),
             sqlite_where=text("status = 'publishing'"),
         ),
+        # The scheduler counts these for its gauges (herald_targets{status}).
+        Index(
+            "ix_targets_retrying",
+            "due_at",
+            postgresql_where=text("status = 'retrying'"),
+            sqlite_where=text("status = 'retrying'"),
+        ),
+        Index(
+            "ix_targets_unknown",
+            "updated_at",
+            postgresql_where=text("status = 'unknown'"),
+            sqlite_where=text("status = 'unknown'"),
+        ),
     )
 
     id: str = id_field()

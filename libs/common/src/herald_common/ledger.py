@@ -1,0 +1,134 @@
+"""Dramatiq middleware every worker service runs: the record of finished jobs, and heartbeats.
+
+- `JobLedger` keeps a record of each job that finished (queues.QueueStore.record_completed),
+  which the queue admin API lists as `completed`; the scheduler prunes old records.
+- `Heartbeat` says, every few seconds, that this process drains its queues; the admin health
+  and `herald_workers_alive` count the processes that beat within HEARTBEAT_TIMEOUT_SECONDS.
+  `Beater` is the thread behind it, also used by the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from dramatiq.broker import Broker, MessageProxy
+from dramatiq.middleware import Middleware
+from dramatiq.worker import Worker
+
+from herald_common.queues import QueueStore, queue_store
+
+log = logging.getLogger(__name__)
+
+
+def process_name() -> str:
+    """This process as heartbeats name it: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobLedger(Middleware):
+    """Records every job that finished, for the queue admin API's `completed` state."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+
+    def before_delay_message(self, broker: Broker, message: MessageProxy) -> None:
+        queue_store(broker).held(message)
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        self._started[message.message_id] = time.monotonic()
+        queue_store(broker).started(message)
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        started = self._started.pop(message.message_id, None)
+        store = queue_store(broker)
+        store.finished(message)
+        if exception is not None:
+            return  # retried or dead-lettered: the broker keeps it
+        duration_ms = (time.monotonic() - started) * 1000 if started is not None else 0.0
+        try:
+            store.record_completed(message, finished_at=time.time(), duration_ms=duration_ms)
+        except Exception as exc:  # a missing record is not worth failing the job for
+            log.warning("ledger: could not record job %s: %s", message.message_id, exc)
+
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
+        self._started.pop(message.message_id, None)
+        queue_store(broker).finished(message)
+
+
+class Beater:
+    """A thread that beats for `roles` every `interval` seconds until stopped."""
+
+    def __init__(
+        self, store: QueueStore, roles: Iterable[str], interval: float, member: str | None = None
+    ) -> None:
+        self.store = store
+        self.roles = sorted(set(roles))
+        self.interval = interval
+        self.member = member or process_name()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> Beater:
+        self._thread.start()
+        return self
+
+    def beat(self) -> None:
+        """One beat for every role now."""
+        now = time.time()
+        for role in self.roles:
+            self.store.beat(role, self.member, now)
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.is_set():
+            try:
+                self.beat()
+                if failing:
+                    log.info("heartbeat: beating again")
+                failing = False
+            except Exception as exc:
+                if not failing:  # once per outage, not every few seconds
+                    log.warning("heartbeat: could not beat: %s", type(exc).__name__)
+                failing = True
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        """Stop beating and say so, so that health does not wait for the timeout."""
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 1)
+        for role in self.roles:
+            try:
+                self.store.leave(role, self.member)
+            except Exception as exc:
+                log.warning("heartbeat: could not leave %s: %s", role, type(exc).__name__)
+
+
+class Heartbeat(Middleware):
+    """Beats for each queue a worker drains, from boot to shutdown."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._beaters: dict[int, Beater] = {}
+
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        queues = worker.consumer_whitelist or broker.get_declared_queues()
+        roles = {q.removesuffix(".DQ") for q in queues}
+        self._beaters[id(worker)] = Beater(queue_store(broker), roles, self.interval).start()
+
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        beater = self._beaters.pop(id(worker), None)
+        if beater is not None:
+            beater.stop()
