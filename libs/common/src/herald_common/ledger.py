@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dramatiq.broker import Broker, MessageProxy
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import Middleware, Retries
 from dramatiq.worker import Worker
 
 from herald_common.queues import QueueStore, queue_store
@@ -56,7 +56,14 @@ class JobLedger(Middleware):
         store = queue_store(broker)
         store.finished(message)
         if exception is not None:
-            return  # retried or dead-lettered: the broker keeps it
+            # Retried: the broker keeps it. Dead: the broker keeps the message as enqueued,
+            # so why it died is kept here (Retries has decided by now: see add_to).
+            if getattr(message, "failed", False):
+                try:
+                    store.record_failed(message, exception, at=time.time())
+                except Exception as exc:
+                    log.warning("ledger: could not record why %s died: %s", message.message_id, exc)
+            return
         duration_ms = (time.monotonic() - started) * 1000 if started is not None else 0.0
         try:
             store.record_completed(message, finished_at=time.time(), duration_ms=duration_ms)
@@ -66,6 +73,16 @@ class JobLedger(Middleware):
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         self._started.pop(message.message_id, None)
         queue_store(broker).finished(message)
+
+
+def add_to(broker: Broker, heartbeat_interval: float) -> None:
+    """Add the job ledger and the heartbeat to a worker's broker.
+
+    The ledger goes before Dramatiq's Retries: after-hooks run in reverse order, so it sees a
+    failed message once Retries has said whether it will be retried or is dead.
+    """
+    broker.add_middleware(JobLedger(), before=Retries)
+    broker.add_middleware(Heartbeat(heartbeat_interval))
 
 
 class Beater:

@@ -24,6 +24,9 @@ Herald adds, under the same namespace:
 
     ns:herald.done:{queue}        sorted set of finished message ids, scored by finish time
     ns:herald.done:{queue}.msgs   hash id → JSON record (actor, payload, timings)
+    ns:herald.failures:{queue}    hash id → JSON (error, traceback, attempts) of each dead
+                                  letter: Dramatiq keeps the message as it was enqueued,
+                                  not why it died
     ns:herald.stats:{queue}       hash: `completed` since the namespace began
     ns:herald.heartbeats:{role}   sorted set of "host:pid" → last beat (ms); a role is a
                                   queue name, or "scheduler"
@@ -40,9 +43,10 @@ import weakref
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from queue import Empty
+from traceback import format_exception
 from typing import Any
 
 import redis
@@ -104,7 +108,7 @@ class Job:
     payload: dict[str, Any]
     enqueued_at: datetime | None = None
     eta: datetime | None = None
-    attempts: int = 0  # Dramatiq retries so far
+    attempts: int = 0  # runs that failed so far (Dramatiq's `retries` option)
     failed_at: datetime | None = None
     error: str | None = None
     traceback: str | None = None
@@ -132,6 +136,12 @@ def summarize(value: Any) -> Any:
     return value
 
 
+def _payload(message: AnyMessage) -> dict[str, Any]:
+    """A message's arguments, shortened: its keyword arguments, and `args` when it has any."""
+    positional = {"args": list(message.args)} if message.args else {}
+    return summarize({**message.kwargs, **positional})  # type: ignore[no-any-return]
+
+
 def _at(ms: float | int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if ms else None
 
@@ -154,7 +164,7 @@ def job_from_message(message: Message[Any], state: str, *, failed_ms: float | No
         queue=message.queue_name.removesuffix(".DQ"),
         actor=message.actor_name,
         state=state,
-        payload=summarize({**message.kwargs, **({"args": message.args} if message.args else {})}),
+        payload=_payload(message),
         enqueued_at=_at(message.message_timestamp),
         eta=_at(options.get("eta")),
         attempts=int(options.get("retries", 0)),
@@ -185,12 +195,36 @@ def completed_record(
     return {
         "message_id": message.message_id,
         "actor": message.actor_name,
-        "payload": summarize(dict(message.kwargs)),
+        "payload": _payload(message),
         "enqueued_at": message.message_timestamp,
         "finished_at": int(finished_at * 1000),
         "duration_ms": round(duration_ms, 3),
         "attempts": int(message.options.get("retries", 0)),
     }
+
+
+def failure_record(message: AnyMessage, exception: BaseException, *, at: float) -> dict[str, Any]:
+    """Why a job died (JSON-ready): its exception line and traceback, and its retries."""
+    trace = "".join(format_exception(exception, limit=30))
+    return {
+        "error": _error_line(trace),
+        "traceback": trace[-20_000:],
+        "attempts": int(message.options.get("retries", 0)),
+        "failed_at": int(at * 1000),
+    }
+
+
+def with_failure(job: Job, record: dict[str, Any] | None) -> Job:
+    """A dead letter's job with why it died, when that was recorded."""
+    if not record:
+        return job
+    return replace(
+        job,
+        error=record.get("error"),
+        traceback=record.get("traceback"),
+        attempts=int(record.get("attempts", job.attempts)),
+        failed_at=job.failed_at or _at(record.get("failed_at")),
+    )
 
 
 def job_from_record(queue: str, record: dict[str, Any]) -> Job:
@@ -236,6 +270,10 @@ class QueueStore(ABC):
         """Keep a record of a job that finished."""
 
     @abstractmethod
+    def record_failed(self, message: AnyMessage, exception: BaseException, *, at: float) -> None:
+        """Keep why a job died (it is a dead letter now)."""
+
+    @abstractmethod
     def prune_records(self, queue: str, *, older_than: float, keep: int) -> int:
         """Drop records of jobs finished before `older_than` (unix s), and beyond the newest
         `keep`; how many were dropped."""
@@ -266,14 +304,16 @@ class QueueStore(ABC):
 
 # ----------------------------------------------------------------------------- Redis
 
-# Move dead letters back onto their queue. KEYS: xq, xq.msgs, q, q.msgs; ARGV: id, data, …
-# Only an id still among the dead letters moves, so two operators retrying at once move it once.
+# Move dead letters back onto their queue. KEYS: xq, xq.msgs, q, q.msgs, failures; ARGV: id,
+# data, … Only an id still among the dead letters moves, so two operators retrying at once move
+# it once.
 _RETRY = """
 local moved = {}
 for i = 1, #ARGV, 2 do
     local id = ARGV[i]
     if redis.call('zrem', KEYS[1], id) == 1 then
         redis.call('hdel', KEYS[2], id)
+        redis.call('hdel', KEYS[5], id)
         redis.call('hset', KEYS[4], id, ARGV[i + 1])
         redis.call('rpush', KEYS[3], id)
         moved[#moved + 1] = id
@@ -292,11 +332,25 @@ end
 return #ids
 """
 
-# Drop a sorted set and its hash (dead letters, finished records). KEYS: zset, hash.
+# Drop a sorted set and its hashes (dead letters and why they died, finished records).
+# KEYS: zset, hash, … more hashes.
 _CLEAR_SET = """
 local n = redis.call('zcard', KEYS[1])
-redis.call('del', KEYS[1], KEYS[2])
+redis.call('del', unpack(KEYS))
 return n
+"""
+
+# Forget why dead letters died once Dramatiq has dropped them (after its dead-message TTL).
+# KEYS: failures hash, xq.
+_FORGET_GONE = """
+local gone = 0
+for _, id in ipairs(redis.call('hkeys', KEYS[1])) do
+    if not redis.call('zscore', KEYS[2], id) then
+        redis.call('hdel', KEYS[1], id)
+        gone = gone + 1
+    end
+end
+return gone
 """
 
 # Drop up to ARGV[3] records finished before ARGV[1] (ms), or beyond the newest ARGV[2].
@@ -332,6 +386,7 @@ class RedisQueueStore(QueueStore):
             "clear_list": register(_CLEAR_LIST),
             "clear_set": register(_CLEAR_SET),
             "prune": register(_PRUNE),
+            "forget_gone": register(_FORGET_GONE),
         }
 
     def _key(self, name: str) -> str:
@@ -378,9 +433,15 @@ class RedisQueueStore(QueueStore):
         if state == "failed":
             xq = self._key(f"{queue}.XQ")
             scored = self.client.zrevrange(xq, offset, end, withscores=True)
-            # When each died is the dead-letter set's score.
+            # When each died is the dead-letter set's score; why, the failure records.
             died = {i.decode(): s for i, s in scored}
-            return self._page(xq, self.client.zcard(xq), list(died), state, died)
+            page = self._page(xq, self.client.zcard(xq), list(died), state, died)
+            ids = [job.id for job in page.jobs]
+            why = self.client.hmget(self._key(f"herald.failures:{queue}"), ids) if ids else []
+            records = [json.loads(w) if w else None for w in why]
+            return JobPage(
+                page.total, [with_failure(j, r) for j, r in zip(page.jobs, records, strict=True)]
+            )
         if state == "completed":
             done = self._key(f"herald.done:{queue}")
             ids = self.client.zrevrange(done, offset, end)
@@ -416,7 +477,7 @@ class RedisQueueStore(QueueStore):
 
     def retry_failed(self, queue: str, ids: Sequence[str] | None = None) -> list[str]:
         xq, q = self._key(f"{queue}.XQ"), self._key(queue)
-        keys = [xq, f"{xq}.msgs", q, f"{q}.msgs"]
+        keys = [xq, f"{xq}.msgs", q, f"{q}.msgs", self._key(f"herald.failures:{queue}")]
         moved: list[str] = []
         if ids is not None:
             batches: Iterable[list[str]] = (
@@ -447,8 +508,12 @@ class RedisQueueStore(QueueStore):
         if state == "delayed":
             key = self._key(dq_name(queue))
             return int(self._scripts["clear_list"](keys=[key, f"{key}.msgs"]))
-        if state in ("failed", "completed"):
-            key = self._key(f"{queue}.XQ" if state == "failed" else f"herald.done:{queue}")
+        if state == "failed":
+            key = self._key(f"{queue}.XQ")
+            keys = [key, f"{key}.msgs", self._key(f"herald.failures:{queue}")]
+            return int(self._scripts["clear_set"](keys=keys))
+        if state == "completed":
+            key = self._key(f"herald.done:{queue}")
             return int(self._scripts["clear_set"](keys=[key, f"{key}.msgs"]))
         raise ValueError(f"{state!r} cannot be cleared")
 
@@ -464,7 +529,17 @@ class RedisQueueStore(QueueStore):
         pipe.hincrby(self._key(f"herald.stats:{queue}"), "completed", 1)
         pipe.execute()
 
+    def record_failed(self, message: AnyMessage, exception: BaseException, *, at: float) -> None:
+        queue = message.queue_name.removesuffix(".DQ")
+        record = failure_record(message, exception, at=at)
+        self.client.hset(
+            self._key(f"herald.failures:{queue}"), _job_id(message), json.dumps(record)
+        )
+
     def prune_records(self, queue: str, *, older_than: float, keep: int) -> int:
+        self._scripts["forget_gone"](
+            keys=[self._key(f"herald.failures:{queue}"), self._key(f"{queue}.XQ")]
+        )
         done = self._key(f"herald.done:{queue}")
         dropped = 0
         while True:
@@ -505,6 +580,7 @@ class MemoryQueueStore(QueueStore):
     _done: dict[str, deque[dict[str, Any]]] = field(default_factory=lambda: defaultdict(deque))
     _done_total: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _beats: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    _failures: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _queued(self, name: str) -> list[Message[Any]]:
         q = self.broker.queues.get(name)
@@ -547,8 +623,10 @@ class MemoryQueueStore(QueueStore):
             messages += self._queued(dq_name(queue))
         else:
             raise ValueError(f"unknown state {state!r}")
-        page = messages[offset : offset + limit]
-        return JobPage(len(messages), [job_from_message(_plain(m), state) for m in page])
+        page = [job_from_message(_plain(m), state) for m in messages[offset : offset + limit]]
+        with self._lock:
+            page = [with_failure(job, self._failures.get(job.id)) for job in page]
+        return JobPage(len(messages), page)
 
     def retry_failed(self, queue: str, ids: Sequence[str] | None = None) -> list[str]:
         dead = self.broker.dead_letters_by_queue[queue]
@@ -594,8 +672,15 @@ class MemoryQueueStore(QueueStore):
             self._done[queue].append(record)
             self._done_total[queue] += 1
 
+    def record_failed(self, message: AnyMessage, exception: BaseException, *, at: float) -> None:
+        with self._lock:
+            self._failures[_job_id(message)] = failure_record(message, exception, at=at)
+
     def prune_records(self, queue: str, *, older_than: float, keep: int) -> int:
         with self._lock:
+            dead = {_job_id(m) for dq in self.broker.dead_letters_by_queue.values() for m in dq}
+            for gone in set(self._failures) - dead:
+                del self._failures[gone]
             done = self._done[queue]
             before = len(done)
             while done and (done[0]["finished_at"] < older_than * 1000 or len(done) > keep):

@@ -74,11 +74,10 @@ def expose_metrics(settings: Settings) -> None:
 def worker_broker(settings: Settings) -> Broker:
     """The broker a worker service consumes from: Herald's job records and heartbeats, and
     Dramatiq's Prometheus exposition when `run_worker` set it up (METRICS_PORT ≠ 0)."""
-    from herald_common.ledger import Heartbeat, JobLedger
+    from herald_common import ledger
 
     broker = build_broker(settings)
-    broker.add_middleware(JobLedger())
-    broker.add_middleware(Heartbeat(settings.heartbeat_interval_seconds))
+    ledger.add_to(broker, settings.heartbeat_interval_seconds)
     if os.environ.get("dramatiq_prom_db"):  # noqa: SIM112
         from dramatiq.middleware.prometheus import Prometheus
 

@@ -422,7 +422,7 @@ class JobOut(Out):
     payload: dict[str, Any] = Field(description="The message's arguments, long values cut.")
     enqueued_at: datetime | None
     eta: datetime | None
-    attempts: int = Field(description="Retries so far.")
+    attempts: int = Field(description="Runs that failed so far.")
     failed_at: datetime | None
     error: str | None = Field(description="The last line of the failure's traceback.")
     traceback: str | None

@@ -22,11 +22,11 @@ from sqlalchemy.engine import Engine
 
 from herald_api.app import create_app
 from herald_api.auth import issue_api_key
+from herald_common import ledger
 from herald_common.broker import build_broker
 from herald_common.contracts import PUBLISH, REFRESH_ACCOUNT, queue_concurrency
 from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
-from herald_common.ledger import Heartbeat, JobLedger
 from herald_common.models import Account, Tenant
 from herald_common.platforms import PlatformRegistry
 from herald_common.queues import queue_store
@@ -104,8 +104,7 @@ def main() -> None:
     engine = create_db_engine(settings.database_url)
     migrate(engine)
     broker = build_broker(settings)
-    broker.add_middleware(JobLedger())
-    broker.add_middleware(Heartbeat(settings.heartbeat_interval_seconds))
+    ledger.add_to(broker, settings.heartbeat_interval_seconds)
     platforms = PlatformRegistry(engine, settings)
     publisher = Publisher(
         engine=engine,
