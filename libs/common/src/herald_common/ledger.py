@@ -60,7 +60,8 @@ class JobLedger(Middleware):
             # so why it died is kept here (Retries has decided by now: see add_to).
             if getattr(message, "failed", False):
                 try:
-                    store.record_failed(message, exception, at=time.time())
+                    attempts = failed_runs(broker, message, exception)
+                    store.record_failed(message, exception, attempts=attempts, at=time.time())
                 except Exception as exc:
                     log.warning("ledger: could not record why %s died: %s", message.message_id, exc)
             return
@@ -73,6 +74,19 @@ class JobLedger(Middleware):
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         self._started.pop(message.message_id, None)
         queue_store(broker).finished(message)
+
+
+def failed_runs(broker: Broker, message: MessageProxy, exception: BaseException) -> int:
+    """How many runs of `message` failed, this one included.
+
+    Retries counts a failure in the message's `retries` option, except an exception the actor
+    `throws` (given up at once, uncounted).
+    """
+    retries = int(message.options.get("retries", 0))
+    throws = message.options.get("throws") or broker.get_actor(message.actor_name).options.get(
+        "throws"
+    )
+    return retries + 1 if throws and isinstance(exception, throws) else retries
 
 
 def add_to(broker: Broker, heartbeat_interval: float) -> None:

@@ -203,13 +203,15 @@ def completed_record(
     }
 
 
-def failure_record(message: AnyMessage, exception: BaseException, *, at: float) -> dict[str, Any]:
-    """Why a job died (JSON-ready): its exception line and traceback, and its retries."""
+def failure_record(exception: BaseException, *, attempts: int, at: float) -> dict[str, Any]:
+    """Why a job died (JSON-ready): its exception on one line, its traceback, its runs."""
     trace = "".join(format_exception(exception, limit=30))
+    # The exception on one line: its last traceback line may be a detail of a long message.
+    said = " ".join(str(exception).split())
     return {
-        "error": _error_line(trace),
+        "error": f"{type(exception).__name__}: {said}"[:1000] if said else type(exception).__name__,
         "traceback": trace[-20_000:],
-        "attempts": int(message.options.get("retries", 0)),
+        "attempts": attempts,
         "failed_at": int(at * 1000),
     }
 
@@ -270,8 +272,10 @@ class QueueStore(ABC):
         """Keep a record of a job that finished."""
 
     @abstractmethod
-    def record_failed(self, message: AnyMessage, exception: BaseException, *, at: float) -> None:
-        """Keep why a job died (it is a dead letter now)."""
+    def record_failed(
+        self, message: AnyMessage, exception: BaseException, *, attempts: int, at: float
+    ) -> None:
+        """Keep why a job died (it is a dead letter now) after `attempts` failed runs."""
 
     @abstractmethod
     def prune_records(self, queue: str, *, older_than: float, keep: int) -> int:
@@ -529,9 +533,11 @@ class RedisQueueStore(QueueStore):
         pipe.hincrby(self._key(f"herald.stats:{queue}"), "completed", 1)
         pipe.execute()
 
-    def record_failed(self, message: AnyMessage, exception: BaseException, *, at: float) -> None:
+    def record_failed(
+        self, message: AnyMessage, exception: BaseException, *, attempts: int, at: float
+    ) -> None:
         queue = message.queue_name.removesuffix(".DQ")
-        record = failure_record(message, exception, at=at)
+        record = failure_record(exception, attempts=attempts, at=at)
         self.client.hset(
             self._key(f"herald.failures:{queue}"), _job_id(message), json.dumps(record)
         )
@@ -672,9 +678,12 @@ class MemoryQueueStore(QueueStore):
             self._done[queue].append(record)
             self._done_total[queue] += 1
 
-    def record_failed(self, message: AnyMessage, exception: BaseException, *, at: float) -> None:
+    def record_failed(
+        self, message: AnyMessage, exception: BaseException, *, attempts: int, at: float
+    ) -> None:
+        record = failure_record(exception, attempts=attempts, at=at)
         with self._lock:
-            self._failures[_job_id(message)] = failure_record(message, exception, at=at)
+            self._failures[_job_id(message)] = record
 
     def prune_records(self, queue: str, *, older_than: float, keep: int) -> int:
         with self._lock:
