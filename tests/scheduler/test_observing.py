@@ -1,0 +1,163 @@
+"""The scheduler's gauges, the clean-up cron entry, and the publish counters, on SQLite and the
+in-process broker."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from dramatiq import Message
+from dramatiq.brokers.stub import StubBroker
+from prometheus_client import REGISTRY
+from sqlalchemy import func
+from sqlmodel import select
+
+from herald_common.broker import build_broker
+from herald_common.db import session_scope
+from herald_common.health import read_system
+from herald_common.models import (
+    Account,
+    AccountStatus,
+    Attempt,
+    AttemptOutcome,
+    Target,
+    TargetStatus,
+)
+from herald_common.queues import SCHEDULER_ROLE, queue_store
+from herald_common.targets import Outcome, record_outcome
+from herald_common.timeutil import utcnow
+from herald_scheduler.observing import export
+from tests.conftest import add_account, add_post, add_tenant, make_settings
+from tests.scheduler.test_dispatching import dispatcher
+
+
+@pytest.fixture
+def broker() -> StubBroker:
+    broker = build_broker(make_settings())
+    assert isinstance(broker, StubBroker)
+    return broker
+
+
+def gauge(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_a_reading_sets_every_gauge_zeros_included(sqlite_engine, broker) -> None:
+    # Given a target due a minute ago, one in unknown, an X account needing re-auth,
+    # 2 messages waiting on content and a live scheduler
+    tenant = add_tenant(sqlite_engine)
+    account = add_account(sqlite_engine, tenant)
+    add_post(sqlite_engine, tenant, [account], due_at=utcnow() - timedelta(minutes=1))
+    _, [lost] = add_post(sqlite_engine, tenant, [account], due_at=utcnow() + timedelta(days=1))
+    with session_scope(sqlite_engine) as session:
+        session.add(
+            Account(tenant_id=tenant, platform="x", handle="x", status=AccountStatus.NEEDS_REAUTH)
+        )
+        target = session.get(Target, lost)
+        assert target is not None
+        target.status = TargetStatus.UNKNOWN
+    for n in range(2):
+        broker.enqueue(Message("content", "generate", (), {"n": n}, {}))
+    store = queue_store(broker)
+    store.beat(SCHEDULER_ROLE, "host:1", time.time())
+    settings = make_settings()
+
+    # When the system is read and exported
+    reading = read_system(sqlite_engine, store, settings, utcnow())
+    export(reading)
+
+    # I expect the gauges to say so, and zeros where there is nothing
+    assert 60 <= gauge("herald_oldest_due_target_age_seconds") < 90
+    assert gauge("herald_targets", status="unknown") == 1
+    assert gauge("herald_targets", status="queued") == 0
+    assert gauge("herald_accounts", platform="x", status="needs_reauth") == 1
+    assert gauge("herald_accounts", platform="x", status="active") == 0
+    assert gauge("herald_accounts", platform="sandbox", status="active") == 1
+    assert gauge("herald_queue_messages", queue="content", state="waiting") == 2
+    assert gauge("herald_queue_messages", queue="publish", state="failed") == 0
+    assert gauge("herald_workers_alive", role="scheduler") == 1
+    assert gauge("herald_workers_alive", role="publish") == 0
+
+
+def test_clean_up_drops_old_job_records_and_old_attempts(sqlite_engine, broker) -> None:
+    # Given two job records (one two days old) and two attempts (one 400 days old)
+    tenant = add_tenant(sqlite_engine)
+    account = add_account(sqlite_engine, tenant)
+    _, [target] = add_post(sqlite_engine, tenant, [account])
+    now = utcnow()
+    with session_scope(sqlite_engine) as session:
+        for number, age in ((1, timedelta(days=400)), (2, timedelta(days=1))):
+            session.add(
+                Attempt(
+                    tenant_id=tenant,
+                    target_id=target,
+                    number=number,
+                    started_at=now - age,
+                    finished_at=now - age,
+                    outcome=AttemptOutcome.PUBLISHED,
+                )
+            )
+    store = queue_store(broker)
+    message = Message("content", "generate", (), {}, {})
+    store.record_completed(message, finished_at=now.timestamp() - 2 * 86400, duration_ms=1)
+    store.record_completed(
+        message.copy(message_id="new"), finished_at=now.timestamp(), duration_ms=1
+    )
+    scheduler = dispatcher(sqlite_engine, broker)
+
+    # When the clean-up runs
+    result = scheduler.clean_up(now)
+
+    # I expect the old record and the old attempt gone, the others kept
+    assert result == "1 job record(s) and 1 attempt(s) dropped"
+    assert [j.id for j in store.jobs("content", "completed").jobs] == ["new"]
+    with session_scope(sqlite_engine) as session:
+        assert session.exec(select(func.count()).select_from(Attempt)).one() == 1
+
+
+def test_publish_counters_move_only_when_the_outcome_commits(sqlite_engine) -> None:
+    tenant = add_tenant(sqlite_engine)
+    account = add_account(sqlite_engine, tenant)
+    _, [first] = add_post(sqlite_engine, tenant, [account])
+    published = Outcome(status=TargetStatus.PUBLISHED, attempt=AttemptOutcome.PUBLISHED)
+
+    def claim(target_id: str) -> int:
+        with session_scope(sqlite_engine) as session:
+            target = session.get(Target, target_id)
+            assert target is not None
+            target.status, target.version = TargetStatus.PUBLISHING, 5
+        return 5
+
+    def count() -> float:
+        return gauge("herald_targets_published_total", platform="sandbox") or 0.0
+
+    before = count()
+    version = claim(first)
+    # When the transaction that records the outcome rolls back, nothing is counted
+    with pytest.raises(RuntimeError), session_scope(sqlite_engine) as session:
+        assert record_outcome(
+            session,
+            target_id=first,
+            claimed_version=version,
+            attempt_id=None,
+            outcome=published,
+            now=utcnow(),
+        )
+        raise RuntimeError("the commit never happens")
+    assert count() == before
+    # When it commits, it is counted once, with its lateness
+    lateness_before = gauge("herald_publish_lateness_seconds_count", platform="sandbox") or 0.0
+    with session_scope(sqlite_engine) as session:
+        record_outcome(
+            session,
+            target_id=first,
+            claimed_version=version,
+            attempt_id=None,
+            outcome=published,
+            now=utcnow(),
+        )
+    assert count() == before + 1
+    assert gauge("herald_publish_lateness_seconds_count", platform="sandbox") == (
+        lateness_before + 1
+    )
