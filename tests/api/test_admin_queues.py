@@ -255,9 +255,7 @@ def test_health_is_unhealthy_without_a_scheduler_or_a_publisher(admin) -> None:
     assert (content["status"], content["workers"]) == ("healthy", 0)
 
 
-def test_health_follows_heartbeats_and_the_oldest_due_target(
-    admin, broker, engine, tenant
-) -> None:
+def test_health_follows_heartbeats_and_the_oldest_due_target(admin, broker, engine, tenant) -> None:
     # Given a scheduler and every required worker beating
     beat_everything(broker)
     healthy = admin.simulate_get("/v1/admin/health")

@@ -109,8 +109,7 @@ def test_metrics_after_a_publish_and_a_failure(stack: Stack) -> None:
     publisher = scrape(stack.metrics_url("publisher"))
     assert value(publisher, "herald_targets_published_total", platform="sandbox") == 3
     assert (
-        value(publisher, "herald_targets_failed_total", platform="sandbox", reason="permanent")
-        == 1
+        value(publisher, "herald_targets_failed_total", platform="sandbox", reason="permanent") == 1
     )
     assert value(publisher, "herald_publish_lateness_seconds_count", platform="sandbox") == 3
     assert value(publisher, "herald_publish_lateness_seconds_sum", platform="sandbox") < 30
