@@ -34,6 +34,8 @@ loglevel = _settings.log_level.lower()
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
+# gunicorn 27's control socket would go under $HOME, which a read-only container cannot write.
+control_socket_disable = True
 # Each worker builds its own engine and broker in get_app(); nothing is shared across a fork.
 preload_app = False
 
