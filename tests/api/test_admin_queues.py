@@ -181,6 +181,22 @@ def test_a_dead_letter_is_listed_retried_and_then_runs(admin, jobs: Jobs) -> Non
     assert counts(admin)["completed"] == 0
 
 
+def test_a_failure_record_masks_secrets(admin, broker: StubBroker, jobs: Jobs) -> None:
+    def leak() -> None:
+        raise RuntimeError(
+            "GET /me?access_token=EAABsecret failed; Authorization: Bearer abcdef.123456"
+        )
+
+    dramatiq.actor(leak, broker=broker, queue_name=QUEUE, max_retries=0).send()
+    wait_for(lambda: counts(admin)["failed"] == 1, timeout=10, what="a dead letter")
+
+    [dead] = admin.simulate_get(f"/v1/admin/queues/{QUEUE}").json["jobs"]
+    for text in (dead["error"], dead["traceback"]):
+        assert "EAABsecret" not in text
+        assert "abcdef.123456" not in text
+    assert "access_token=[redacted]" in dead["error"]
+
+
 def test_retry_all_and_retry_specific_actions(admin, jobs: Jobs) -> None:
     for n in range(3):
         jobs.draft.send(n)

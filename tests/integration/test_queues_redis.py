@@ -228,3 +228,20 @@ def test_heartbeats_show_who_is_alive(broker):
     assert store.alive("scheduler", now, timeout=30) == ["host-a:3"]
     store.leave("scheduler", "host-a:3")
     assert store.alive("scheduler", now, timeout=30) == []
+
+
+def test_one_prune_drops_the_aged_and_then_the_excess(broker):
+    # Given 10 records two days old and 990 recent ones, with a cap of 100
+    store, now = queue_store(broker), time.time()
+    message = dramatiq.Message(queue_name=QUEUE, actor_name="a", args=(), kwargs={}, options={})
+    for n in range(1000):
+        age = 2 * 86400 if n < 10 else 1000 - n
+        store.record_completed(
+            message.copy(message_id=f"m{n:04}"), finished_at=now - age, duration_ms=1
+        )
+
+    # When one clean-up prunes, I expect the cap reached at once
+    assert store.prune_records(QUEUE, older_than=now - 86400, keep=100) == 900
+    newest = store.jobs(QUEUE, "completed", limit=200)
+    assert newest.total == 100
+    assert newest.jobs[-1].id == "m0900"

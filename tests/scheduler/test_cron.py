@@ -161,7 +161,7 @@ def test_the_weekly_entry_asks_every_active_account_with_tokens(sqlite_engine, b
     add_account(sqlite_engine, tenant)
     add_platform_account(sqlite_engine, tenant, "mastodon", deleted_at=utcnow())
     scheduler = dispatcher(
-        sqlite_engine, broker, token_refresh_cron="0 0 * * 0", cleanup_cron="5 * * * *"
+        sqlite_engine, broker, token_refresh_cron="0 0 * * 0", cleanup_cron="30 12 1 1 *"
     )
     scheduler.clock = lambda: SUNDAY + timedelta(seconds=1)
 

@@ -1,7 +1,8 @@
 """Dramatiq middleware every worker service runs: the record of finished jobs, and heartbeats.
 
 - `JobLedger` keeps a record of each job that finished (queues.QueueStore.record_completed),
-  which the queue admin API lists as `completed`; the scheduler prunes old records.
+  which the queue admin API lists as `completed`, and why each dead letter died; the
+  scheduler prunes old records.
 - `Heartbeat` says, every few seconds, that this process drains its queues; the admin health
   and `herald_workers_alive` count the processes that beat within HEARTBEAT_TIMEOUT_SECONDS.
   `Beater` is the thread behind it, also used by the scheduler.
@@ -32,7 +33,13 @@ def process_name() -> str:
 
 
 class JobLedger(Middleware):
-    """Records every job that finished, for the queue admin API's `completed` state."""
+    """Records every job that finished, and why every dead letter died.
+
+    The records are written once the broker has acked or dead-lettered the message: by then
+    the actor's time limit is disarmed (a slow Redis write inside it could raise
+    TimeLimitExceeded into a job that had finished, and have it run again), and what is
+    recorded is what the broker did.
+    """
 
     def __init__(self) -> None:
         self._started: dict[str, float] = {}
@@ -52,28 +59,39 @@ class JobLedger(Middleware):
         result: Any | None = None,
         exception: BaseException | None = None,
     ) -> None:
-        started = self._started.pop(message.message_id, None)
-        store = queue_store(broker)
-        store.finished(message)
-        if exception is not None:
-            # Retried: the broker keeps it. Dead: the broker keeps the message as enqueued,
-            # so why it died is kept here (Retries has decided by now: see add_to).
-            if getattr(message, "failed", False):
-                try:
-                    attempts = failed_runs(broker, message, exception)
-                    store.record_failed(message, exception, attempts=attempts, at=time.time())
-                except Exception as exc:
-                    log.warning("ledger: could not record why %s died: %s", message.message_id, exc)
-            return
-        duration_ms = (time.monotonic() - started) * 1000 if started is not None else 0.0
-        try:
-            store.record_completed(message, finished_at=time.time(), duration_ms=duration_ms)
-        except Exception as exc:  # a missing record is not worth failing the job for
-            log.warning("ledger: could not record job %s: %s", message.message_id, exc)
+        queue_store(broker).finished(message)
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
-        self._started.pop(message.message_id, None)
         queue_store(broker).finished(message)
+
+    def after_ack(self, broker: Broker, message: MessageProxy) -> None:
+        started = self._started.pop(message.message_id, None)
+        if message.queue_name.endswith(".DQ"):
+            return  # a delayed message moved onto its queue: it has not run yet
+        duration_ms = (time.monotonic() - started) * 1000 if started is not None else 0.0
+        try:
+            queue_store(broker).record_completed(
+                message, finished_at=time.time(), duration_ms=duration_ms
+            )
+        except Exception as exc:  # a missing record is not worth more than a warning
+            log.warning("ledger: could not record job %s: %s", message.message_id, exc)
+
+    def after_nack(self, broker: Broker, message: MessageProxy) -> None:
+        self._started.pop(message.message_id, None)
+        # The exception the actor raised; none when a middleware refused the message before it
+        # ran (an age limit, say).
+        exception = getattr(message, "_exception", None) or MessageRejected(
+            "rejected before it ran (by a middleware, e.g. past its age limit)"
+        )
+        try:
+            attempts = failed_runs(broker, message, exception)
+            queue_store(broker).record_failed(message, exception, attempts=attempts, at=time.time())
+        except Exception as exc:
+            log.warning("ledger: could not record why %s died: %s", message.message_id, exc)
+
+
+class MessageRejected(Exception):
+    """Stands for the exception of a message dead-lettered without running."""
 
 
 def failed_runs(broker: Broker, message: MessageProxy, exception: BaseException) -> int:
@@ -83,6 +101,8 @@ def failed_runs(broker: Broker, message: MessageProxy, exception: BaseException)
     `throws` (given up at once, uncounted).
     """
     retries = int(message.options.get("retries", 0))
+    if isinstance(exception, MessageRejected):
+        return retries
     throws = message.options.get("throws") or broker.get_actor(message.actor_name).options.get(
         "throws"
     )
@@ -92,8 +112,8 @@ def failed_runs(broker: Broker, message: MessageProxy, exception: BaseException)
 def add_to(broker: Broker, heartbeat_interval: float) -> None:
     """Add the job ledger and the heartbeat to a worker's broker.
 
-    The ledger goes before Dramatiq's Retries: after-hooks run in reverse order, so it sees a
-    failed message once Retries has said whether it will be retried or is dead.
+    The ledger goes before Dramatiq's Retries: after-hooks run in reverse order, so its
+    after_process_message follows Retries' decision between a retry and a dead letter.
     """
     broker.add_middleware(JobLedger(), before=Retries)
     broker.add_middleware(Heartbeat(heartbeat_interval))

@@ -57,6 +57,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
 
 from herald_common.contracts import CONTRACTS
+from herald_common.logs import redact
 
 #: A message as the broker hands it to middleware, or as it was enqueued.
 AnyMessage = Message[Any] | MessageProxy
@@ -157,7 +158,7 @@ def _error_line(traceback: str | None) -> str | None:
 def job_from_message(message: Message[Any], state: str, *, failed_ms: float | None = None) -> Job:
     """A Job from a Dramatiq message found in `state`."""
     options = message.options
-    traceback = options.get("traceback")
+    traceback = redact(options["traceback"]) if options.get("traceback") else None
     return Job(
         id=str(options.get("redis_message_id") or message.message_id),
         message_id=message.message_id,
@@ -205,9 +206,10 @@ def completed_record(
 
 def failure_record(exception: BaseException, *, attempts: int, at: float) -> dict[str, Any]:
     """Why a job died (JSON-ready): its exception on one line, its traceback, its runs."""
-    trace = "".join(format_exception(exception, limit=30))
+    # An exception's text can quote a request: masked as the logs are (herald_common.logs).
+    trace = redact("".join(format_exception(exception, limit=30)))
     # The exception on one line: its last traceback line may be a detail of a long message.
-    said = " ".join(str(exception).split())
+    said = redact(" ".join(str(exception).split()))
     return {
         "error": f"{type(exception).__name__}: {said}"[:1000] if said else type(exception).__name__,
         "traceback": trace[-20_000:],
@@ -357,15 +359,15 @@ end
 return gone
 """
 
-# Drop up to ARGV[3] records finished before ARGV[1] (ms), or beyond the newest ARGV[2].
-# KEYS: done zset, done hash.
+# Drop up to ARGV[3] records: first those finished before ARGV[1] (ms), then the oldest beyond
+# the newest ARGV[2]. KEYS: done zset, done hash.
 _PRUNE = """
-local ids = redis.call('zrangebyscore', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[3])
-if #ids == 0 then
-    local excess = redis.call('zcard', KEYS[1]) - tonumber(ARGV[2])
-    if excess > 0 then
-        ids = redis.call('zrange', KEYS[1], 0, math.min(excess, tonumber(ARGV[3])) - 1)
-    end
+local limit = tonumber(ARGV[3])
+local ids = redis.call('zrangebyscore', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, limit)
+local excess = redis.call('zcard', KEYS[1]) - #ids - tonumber(ARGV[2])
+if #ids < limit and excess > 0 then
+    local oldest = redis.call('zrange', KEYS[1], #ids, #ids + math.min(excess, limit - #ids) - 1)
+    for _, id in ipairs(oldest) do ids[#ids + 1] = id end
 end
 if #ids > 0 then
     redis.call('zrem', KEYS[1], unpack(ids))
@@ -638,9 +640,12 @@ class MemoryQueueStore(QueueStore):
         dead = self.broker.dead_letters_by_queue[queue]
         wanted = set(ids) if ids is not None else None
         with self._lock:
-            # The list object is shared with the broker's consumers: change it in place.
             chosen = [m for m in dead if wanted is None or _job_id(m) in wanted]
-            dead[:] = [m for m in dead if m not in chosen]
+            # The list is shared with the broker's consumers, which append to it without this
+            # lock: remove one by one, never reassign, so a letter dying meanwhile stays.
+            for message in chosen:
+                dead.remove(message)
+                self._failures.pop(_job_id(message), None)
         for message in chosen:
             self.broker.enqueue(fresh_copy(_plain(message), queue))
         return [_job_id(m) for m in chosen]

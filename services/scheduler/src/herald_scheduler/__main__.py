@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# One process, serving its own registry: a pod-wide PROMETHEUS_MULTIPROC_DIR (set for gunicorn
+# or Dramatiq) must not send its samples to files. Before prometheus_client is imported.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
 import logging
 import signal
 import threading
@@ -12,7 +18,7 @@ from herald_common.db import create_db_engine
 from herald_common.ledger import process_name
 from herald_common.metrics import LAST_TICK, TARGETS_DISPATCHED, TICK_DURATION
 from herald_common.platforms import PlatformRegistry
-from herald_common.queues import SCHEDULER_ROLE, queue_store
+from herald_common.queues import SCHEDULER_ROLE, QueueStore, queue_store
 from herald_common.settings import get_settings
 from herald_common.workers import configure_logging
 from herald_scheduler.dispatching import Dispatcher
@@ -29,7 +35,7 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
     """
     failures = 0
     store, member = queue_store(dispatcher.broker), process_name()
-    beat_every, last_beat = dispatcher.settings.heartbeat_interval_seconds, 0.0
+    beat_every, last_beat, beat_failing = dispatcher.settings.heartbeat_interval_seconds, 0.0, False
     while not stop.is_set():
         started = time.monotonic()
         try:
@@ -39,8 +45,8 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
             LAST_TICK.set(time.time())
             TARGETS_DISPATCHED.inc(report.dispatched)
             if started - last_beat >= beat_every:
-                store.beat(SCHEDULER_ROLE, member, time.time())
                 last_beat = started
+                beat_failing = _beat(store, member, beat_failing)
             if report.dispatched or report.resent or report.reconciled or report.refreshes:
                 log.info(
                     "tick: dispatched=%d resent=%d reconciled=%d refreshes=%d send_failed=%d",
@@ -64,6 +70,20 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
         log.warning("could not say the scheduler stopped: %s", type(exc).__name__)
 
 
+def _beat(store: QueueStore, member: str, failing: bool) -> bool:
+    """Beat for the scheduler; whether beating fails (a Redis outage is not a failed tick: the
+    schedule is in the database). Logged once per outage."""
+    try:
+        store.beat(SCHEDULER_ROLE, member, time.time())
+    except Exception as exc:
+        if not failing:
+            log.warning("heartbeat: could not beat: %s", type(exc).__name__)
+        return True
+    if failing:
+        log.info("heartbeat: beating again")
+    return False
+
+
 def main() -> None:
     """Start the scheduler loop; SIGTERM/SIGINT stop it after the current tick."""
     settings = get_settings()
@@ -83,7 +103,7 @@ def main() -> None:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    start_observer(engine, queue_store(broker), settings, stop)
+        start_observer(engine, queue_store(broker), settings, stop)
     log.info(
         "scheduler started (tick %.2fs, metrics on %s)",
         settings.scheduler_tick_seconds,

@@ -45,6 +45,9 @@ from herald_scheduler.refreshing import RefreshDispatcher
 log = logging.getLogger(__name__)
 SelectT = TypeVar("SelectT", bound=Any)
 
+#: Batches of 5,000 attempts one clean-up firing deletes at most.
+CLEANUP_BATCHES = 10
+
 #: queued_at given to targets whose message could not be sent: resend_lost picks them up first.
 NEVER_SENT = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -113,7 +116,12 @@ class Dispatcher:
 
     def clean_up(self, now: datetime) -> str:
         """Drop old records of finished jobs, and attempts older than their retention
-        (a cron entry)."""
+        (a cron entry).
+
+        It runs inside a tick, so one firing does a bounded amount (CLEANUP_BATCHES batches of
+        5,000 attempts): a backlog, as after lowering the retention, is worked off over the
+        following firings while posts keep going out.
+        """
         store = queue_store(self.broker)
         older_than = now.timestamp() - self.settings.job_records_retention_seconds
         records = sum(
@@ -123,17 +131,19 @@ class Dispatcher:
             for queue in queue_names()
         )
         cutoff = now - timedelta(days=self.settings.attempts_retention_days)
-        attempts = 0
-        while True:  # in batches, so no transaction holds many rows for long
+        attempts, left = 0, False
+        for _ in range(CLEANUP_BATCHES):
             with session_scope(self.engine) as session:
                 ids = select(Attempt.id).where(Attempt.finished_at < cutoff).limit(5000)  # type: ignore[operator]
                 deleted: int = session.execute(
                     delete(Attempt).where(Attempt.id.in_(ids.scalar_subquery()))  # type: ignore[attr-defined]
                 ).rowcount  # type: ignore[attr-defined]
             attempts += deleted
-            if deleted < 5000:
+            left = deleted == 5000
+            if not left:
                 break
-        return f"{records} job record(s) and {attempts} attempt(s) dropped"
+        more = "; more left for the next run" if left else ""
+        return f"{records} job record(s) and {attempts} attempt(s) dropped{more}"
 
     def dispatch_due(self, now: datetime) -> tuple[int, int]:
         """Claim and send targets due by now + lookahead; (sent, failed to send)."""
