@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -17,35 +20,47 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.redis)
 
 
-@pytest.fixture(scope="module")
-def stack(
-    pg_url: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def e2e_stack(
+    pg_url: str, redis_url: str, logdir: Path, env_overrides: dict[str, str] | None = None
 ) -> Iterator[Stack]:
-    """gunicorn + dramatiq publisher + scheduler, each its own process."""
-    import uuid
-
+    """A stack in a Redis namespace of its own; its logs printed when it fails to start (or a
+    test fails inside), its processes stopped and its keys deleted afterwards. The caller
+    starts what it needs."""
     import redis
 
     namespace = f"herald-e2e-{uuid.uuid4().hex[:8]}"
     stack = Stack(
         database_url=pg_url,
-        redis_url=redis_server_url,
+        redis_url=redis_url,
         namespace=namespace,
-        logdir=tmp_path_factory.mktemp("stack-logs"),
-        env_overrides={"PUBLISH_BACKOFF_SECONDS": "1"},
+        logdir=logdir,
+        env_overrides=dict(env_overrides or {}),
     )
     try:
-        yield stack.start()
+        yield stack
     except BaseException:
         for name in list(stack.procs):
             print(f"----- {name} log -----\n{stack.log(name)}")
         raise
     finally:
         stack.stop_all()
-        client = redis.Redis.from_url(redis_server_url)
+        client = redis.Redis.from_url(redis_url)
         keys = list(client.scan_iter(f"{namespace}*"))
         if keys:
             client.delete(*keys)
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    pg_url: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """gunicorn + dramatiq publisher + scheduler, each its own process."""
+    logdir = tmp_path_factory.mktemp("stack-logs")
+    env = {"PUBLISH_BACKOFF_SECONDS": "1"}
+    with e2e_stack(pg_url, redis_server_url, logdir, env) as stack:
+        yield stack.start()
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from herald_common.contracts import REFRESH_ACCOUNT, RefreshAccountPayload, send
 from herald_common.crypto import generate_key
 from herald_common.settings import Settings
 from herald_embedded.stack import Stack, wait_for
+from tests.e2e.conftest import e2e_stack
 from tests.e2e.helpers import post_json
 from tests.e2e.test_publish_flow import settled
 from tests.platforms.fake_oauth import OAuthAuthority, x_authority
@@ -40,42 +41,23 @@ def x() -> Iterator[FakeX]:
 def stack(
     pg_url: str, redis_server_url: str, x: FakeX, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    import redis
-
-    namespace = f"herald-e2e-{uuid.uuid4().hex[:8]}"
-    stack = Stack(
-        database_url=pg_url,
-        redis_url=redis_server_url,
-        namespace=namespace,
-        logdir=tmp_path_factory.mktemp("accounts-logs"),
-    )
-    stack.env_overrides = {
-        "HERALD_SECRET_KEYS": generate_key(),
-        "PUBLIC_URL": stack.base_url,
-        "X_API_URL": x.url,
-        "X_AUTHORIZE_URL": f"{x.url}/i/oauth2/authorize",
-        "X_CLIENT_ID": CLIENT_ID,
-        "X_CLIENT_SECRET": CLIENT_SECRET,
-        "PLATFORM_ALLOW_PRIVATE_ADDRESSES": "true",
-        "PLATFORM_POLL_INTERVAL_SECONDS": "0.05",
-        "PUBLISH_BACKOFF_SECONDS": "1",
-        # Nothing weekly during these tests: the module's counts are of its own refreshes.
-        "TOKEN_REFRESH_CRON": "0 0 1 1 *",
-    }
-    try:
+    with e2e_stack(pg_url, redis_server_url, tmp_path_factory.mktemp("accounts-logs")) as stack:
+        stack.env_overrides = {
+            "HERALD_SECRET_KEYS": generate_key(),
+            "PUBLIC_URL": stack.base_url,
+            "X_API_URL": x.url,
+            "X_AUTHORIZE_URL": f"{x.url}/i/oauth2/authorize",
+            "X_CLIENT_ID": CLIENT_ID,
+            "X_CLIENT_SECRET": CLIENT_SECRET,
+            "PLATFORM_ALLOW_PRIVATE_ADDRESSES": "true",
+            "PLATFORM_POLL_INTERVAL_SECONDS": "0.05",
+            "PUBLISH_BACKOFF_SECONDS": "1",
+            # Nothing weekly during these tests: the module's counts are of its own refreshes.
+            "TOKEN_REFRESH_CRON": "0 0 1 1 *",
+        }
         stack.start()
         stack.start_token_refresher("token-refresher-2")
         yield stack
-    except BaseException:
-        for name in list(stack.procs):
-            print(f"----- {name} log -----\n{stack.log(name)}")
-        raise
-    finally:
-        stack.stop_all()
-        client = redis.Redis.from_url(redis_server_url)
-        keys = list(client.scan_iter(f"{namespace}*"))
-        if keys:
-            client.delete(*keys)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ the schedulers start inside the current minute's grace and both try to fire it.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from sqlalchemy import text
 from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine
 from herald_embedded.stack import Stack, wait_for
+from tests.e2e.conftest import e2e_stack
 from tests.e2e.helpers import post_json
 from tests.platforms.servers import FakeMastodon, running
 
@@ -35,37 +35,19 @@ def stack(
     pg_url: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """API and token-refresher only: the test starts the schedulers itself."""
-    import redis
-
-    namespace = f"herald-e2e-{uuid.uuid4().hex[:8]}"
-    stack = Stack(
-        database_url=pg_url,
-        redis_url=redis_server_url,
-        namespace=namespace,
-        logdir=tmp_path_factory.mktemp("cron-logs"),
-        env_overrides={
-            "HERALD_SECRET_KEYS": generate_key(),
-            "PLATFORM_ALLOW_PRIVATE_ADDRESSES": "true",
-            "TOKEN_REFRESH_CRON": "* * * * *",
-        },
-    )
-    try:
+    env = {
+        "HERALD_SECRET_KEYS": generate_key(),
+        "PLATFORM_ALLOW_PRIVATE_ADDRESSES": "true",
+        "TOKEN_REFRESH_CRON": "* * * * *",
+    }
+    logdir = tmp_path_factory.mktemp("cron-logs")
+    with e2e_stack(pg_url, redis_server_url, logdir, env) as stack:
         stack.migrate()
         stack.start_api()
         stack.start_token_refresher()
         stack.wait_ready()
         stack.api_key = stack.create_tenant()
         yield stack
-    except BaseException:
-        for name in list(stack.procs):
-            print(f"----- {name} log -----\n{stack.log(name)}")
-        raise
-    finally:
-        stack.stop_all()
-        client = redis.Redis.from_url(redis_server_url)
-        keys = list(client.scan_iter(f"{namespace}*"))
-        if keys:
-            client.delete(*keys)
 
 
 def cron_runs(pg_url: str) -> list[tuple[str, str]]:

@@ -5,7 +5,6 @@ what Redis holds; and the admin health when nothing drains.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -16,6 +15,7 @@ from dramatiq.brokers.redis import RedisBroker
 from prometheus_client.parser import text_string_to_metric_families
 
 from herald_embedded.stack import Stack, wait_for
+from tests.e2e.conftest import e2e_stack
 from tests.e2e.helpers import post_json
 from tests.e2e.test_publish_flow import account, settled
 
@@ -24,31 +24,15 @@ from tests.e2e.test_publish_flow import account, settled
 def stack(
     pg_url: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    namespace = f"herald-obs-{uuid.uuid4().hex[:8]}"
-    stack = Stack(
-        database_url=pg_url,
-        redis_url=redis_server_url,
-        namespace=namespace,
-        logdir=tmp_path_factory.mktemp("observability-logs"),
-        env_overrides={
-            "WEB_CONCURRENCY": "2",
-            "METRICS_INTERVAL_SECONDS": "0.3",
-            "HEARTBEAT_INTERVAL_SECONDS": "0.3",
-            "HEARTBEAT_TIMEOUT_SECONDS": "3",
-        },
-    )
-    try:
+    env = {
+        "WEB_CONCURRENCY": "2",
+        "METRICS_INTERVAL_SECONDS": "0.3",
+        "HEARTBEAT_INTERVAL_SECONDS": "0.3",
+        "HEARTBEAT_TIMEOUT_SECONDS": "3",
+    }
+    logdir = tmp_path_factory.mktemp("observability-logs")
+    with e2e_stack(pg_url, redis_server_url, logdir, env) as stack:
         yield stack.start()
-    except BaseException:
-        for name in list(stack.procs):
-            print(f"----- {name} log -----\n{stack.log(name)}")
-        raise
-    finally:
-        stack.stop_all()
-        client = redis.Redis.from_url(redis_server_url)
-        keys = list(client.scan_iter(f"{namespace}*"))
-        if keys:
-            client.delete(*keys)
 
 
 @pytest.fixture(scope="module")

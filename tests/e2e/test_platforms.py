@@ -15,6 +15,7 @@ import pytest
 
 from herald_common.crypto import generate_key
 from herald_embedded.stack import Stack, wait_for
+from tests.e2e.conftest import e2e_stack
 from tests.e2e.helpers import post_json
 from tests.e2e.test_publish_flow import post_status, settled
 from tests.platforms.fake_linkedin import PERSON, FakeLinkedIn
@@ -74,40 +75,22 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """The stack, its platform URLs pointed at the fakes, reconciling stuck targets after 2 s."""
-    import redis
-
-    namespace = f"herald-e2e-{uuid.uuid4().hex[:8]}"
-    stack = Stack(
-        database_url=pg_url,
-        redis_url=redis_server_url,
-        namespace=namespace,
-        logdir=tmp_path_factory.mktemp("platform-logs"),
-        env_overrides={
-            "HERALD_SECRET_KEYS": generate_key(),
-            "TIKTOK_API_URL": fakes.tiktok.url,
-            "X_API_URL": fakes.x.url,
-            "LINKEDIN_API_URL": fakes.linkedin.url,
-            "FACEBOOK_API_URL": fakes.facebook.url,
-            "INSTAGRAM_API_URL": fakes.instagram.url,
-            "THREADS_API_URL": fakes.threads.url,
-            "PUBLISH_BACKOFF_SECONDS": "1",
-            "PLATFORM_POLL_INTERVAL_SECONDS": "0.05",
-            "RECONCILE_AFTER_SECONDS": "2",
-            "PLATFORM_ALLOW_PRIVATE_ADDRESSES": "true",
-        },
-    )
-    try:
+    env = {
+        "HERALD_SECRET_KEYS": generate_key(),
+        "TIKTOK_API_URL": fakes.tiktok.url,
+        "X_API_URL": fakes.x.url,
+        "LINKEDIN_API_URL": fakes.linkedin.url,
+        "FACEBOOK_API_URL": fakes.facebook.url,
+        "INSTAGRAM_API_URL": fakes.instagram.url,
+        "THREADS_API_URL": fakes.threads.url,
+        "PUBLISH_BACKOFF_SECONDS": "1",
+        "PLATFORM_POLL_INTERVAL_SECONDS": "0.05",
+        "RECONCILE_AFTER_SECONDS": "2",
+        "PLATFORM_ALLOW_PRIVATE_ADDRESSES": "true",
+    }
+    logdir = tmp_path_factory.mktemp("platform-logs")
+    with e2e_stack(pg_url, redis_server_url, logdir, env) as stack:
         yield stack.start()
-    except BaseException:
-        for name in list(stack.procs):
-            print(f"----- {name} log -----\n{stack.log(name)}")
-        raise
-    finally:
-        stack.stop_all()
-        client = redis.Redis.from_url(redis_server_url)
-        keys = list(client.scan_iter(f"{namespace}*"))
-        if keys:
-            client.delete(*keys)
 
 
 @pytest.fixture
