@@ -16,7 +16,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 STACK_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/herald
 STACK_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: help install run stack migrate tenant test test-fast lint format typecheck clean
+.PHONY: help install run stack migrate tenant test test-fast lint format typecheck clean bench
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ lint: install ## ruff: lint and check formatting
 format: install ## ruff: fix what can be fixed and format
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+
+bench: install ## Measure throughput, lateness, tick cost and API latency (BENCH_ARGS=--quick; see BENCHMARKS.md)
+	HERALD_BENCH_POSTGRES_URL=$(TEST_POSTGRES_URL) HERALD_BENCH_REDIS_URL=$(TEST_REDIS_URL) \
+		$(RUN) python -m bench $(BENCH_ARGS)
 
 clean: ## Remove the virtual environments and local data
 	rm -rf $(TOOLS) .venv var .pytest_cache .ruff_cache

@@ -1,0 +1,315 @@
+"""The machine a run measured, and the table of its figures against their targets."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+
+from bench.api import ApiResult
+from bench.cpu import cpu_ms_per, format_cores
+from bench.floor import FloorResult
+from bench.infra import ROOT, libpq_url
+from bench.publish import DrainResult
+from bench.ticks import TickResult
+
+#: The issue's targets, to aim the design at.
+PUBLISH_TARGET = 0.8  # × the floor
+BURST_TARGET_SECONDS = 1.0  # p99 lateness beyond the drain time
+TICK_TARGET = 1.2  # tick with 1,000,000 future posts / tick with none
+API_P99_TARGET_MS = 20.0  # at API_TARGET_RATE
+API_TARGET_RATE = 500.0
+
+
+@dataclass
+class Results:
+    """Everything one run measured (a part not run stays None)."""
+
+    machine: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+    floor: FloorResult | None = None
+    publish: DrainResult | None = None
+    burst: DrainResult | None = None
+    ticks: TickResult | None = None
+    api: ApiResult | None = None
+
+
+def describe_machine(postgres_url: str, redis_url: str) -> dict[str, str]:
+    """CPU, cores, memory, OS and the versions of everything measured."""
+    info = {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "memory": _memory(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+    with psycopg.connect(libpq_url(postgres_url)) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+        info["postgresql"] = str(row[0]) if row else "?"
+    info["redis"] = str(redis.Redis.from_url(redis_url).info("server").get("redis_version"))
+    info["packages"] = ", ".join(
+        f"{name} {version(name)}"
+        for name in ("dramatiq", "falcon", "gunicorn", "sqlalchemy", "psycopg", "redis")
+    )
+    info["commit"] = _commit()
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "?"
+
+
+def _commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    return commit + (" + uncommitted changes" if git("status", "--porcelain") else "")
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def burst_drain_reference(results: Results) -> tuple[float, str]:
+    """The drain time the burst's p99 is held to: N / the publish throughput of this run (or,
+    without that figure, the burst's own drain)."""
+    burst = results.burst
+    assert burst is not None
+    if results.publish is not None and results.publish.throughput > 0:
+        return burst.targets / results.publish.throughput, "N / publish throughput"
+    return burst.drain_seconds, "the burst's own drain (publish not run)"
+
+
+def table(results: Results) -> str:
+    """The figures of the run, each with its target and its ratio to this run's baseline."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    floor = results.floor.immediate.rate if results.floor else math.nan
+    if results.floor:
+        f = results.floor
+        rows.append(("1", "floor: no-op actor", f"{_n(floor)} msg/s", "baseline", ""))
+        for name, extra in (
+            ("  same, with Herald's worker middleware", f.herald_middleware),
+            ("  same, delayed to one second", f.delayed),
+        ):
+            if extra is not None:
+                rows.append(
+                    (
+                        "",
+                        name,
+                        f"{_n(extra.rate)} msg/s = {extra.rate / floor:.2f} × floor",
+                        "(to read 2)",
+                        "",
+                    )
+                )
+    if results.publish:
+        p = results.publish
+        ratio = p.throughput / floor if results.floor else math.nan
+        rows.append(
+            (
+                "2",
+                f"publish {p.targets:,}, due → published",
+                f"{_n(p.throughput, 1)} targets/s = {_n(ratio, 3)} × floor",
+                f"≥ {PUBLISH_TARGET} × floor",
+                _verdict(ratio >= PUBLISH_TARGET) if results.floor else "",
+            )
+        )
+    if results.burst:
+        b = results.burst
+        s = b.lateness_summary
+        drain, _ = burst_drain_reference(results)
+        beyond = s["p99"] - drain
+        rows.append(
+            (
+                "3",
+                f"burst {b.targets:,} due at one second",
+                f"lateness p50 {_n(s['p50'], 2)} s, p95 {_n(s['p95'], 2)} s, "
+                f"p99 {_n(s['p99'], 2)} s, max {_n(s['max'], 2)} s",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "",
+                "  p99 beyond the drain time",
+                f"{beyond:+.2f} s (drain time {_n(drain, 1)} s)",
+                f"≤ +{BURST_TARGET_SECONDS:g} s",
+                _verdict(beyond <= BURST_TARGET_SECONDS),
+            )
+        )
+    if results.ticks:
+        t = results.ticks
+        rows.append(
+            (
+                "4",
+                f"tick with {t.future_posts:,} future posts",
+                f"{t.loaded.tick_ms:.2f} ms / {t.empty.tick_ms:.2f} ms = {t.ratio:.2f}",
+                f"≤ {TICK_TARGET}",
+                _verdict(t.ratio <= TICK_TARGET),
+            )
+        )
+    if results.api:
+        a = results.api
+        h, bare = a.herald, a.bare
+        met = h.latency("p99") <= API_P99_TARGET_MS and h.achieved >= 0.99 * a.rate
+        verdict = _verdict(met) if a.rate == API_TARGET_RATE else "n/a (another rate)"
+        gunicorn = f"{a.workers} workers × {a.threads} threads"
+        for number, name, run in (("5", "POST /v1/posts", h), ("", "  bare Falcon", bare)):
+            errors = run.result["errors"]
+            rows.append(
+                (
+                    number,
+                    f"{name} at {a.rate:g}/s ({gunicorn})" if number else name,
+                    f"{_n(run.achieved)}/s, p50 {_n(run.latency('p50'), 1)} ms, "
+                    f"p99 {_n(run.latency('p99'), 1)} ms"
+                    + (f", {errors} errors" if errors else ""),
+                    f"p99 ≤ {API_P99_TARGET_MS:g} ms at {API_TARGET_RATE:g}/s" if number else "",
+                    verdict if number else "",
+                )
+            )
+        rows.append(
+            (
+                "",
+                "  Herald / bare",
+                f"throughput {h.achieved / bare.achieved:.2f}, "
+                f"p50 {h.latency('p50') / bare.latency('p50'):.1f}, "
+                f"p99 {h.latency('p99') / bare.latency('p99'):.1f}",
+                "",
+                "",
+            )
+        )
+    header = ("#", "figure", "measured (ratio to this run's baseline)", "target", "")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    line = "  ".join("-" * w for w in widths)
+    out = [
+        "  ".join(cell.ljust(w) for cell, w in zip(header, widths, strict=True)),
+        line,
+    ]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(s.rstrip() for s in out)
+
+
+def details(results: Results) -> str:
+    """Where the time and the CPU went, per part: to read the table with."""
+    out: list[str] = []
+    if results.floor:
+        f = results.floor
+        out.append(
+            f"floor: {f.immediate.messages:,} messages, dramatiq --threads {f.threads} "
+            f"--processes {f.processes}; cores used: {format_cores(f.immediate.cores)}; "
+            f"worker CPU per message "
+            f"{cpu_ms_per(f.immediate.cores, f.immediate.cpu_wall, f.immediate.messages, 'worker'):.2f} ms"
+        )
+        for name, extra in (("middleware", f.herald_middleware), ("delayed", f.delayed)):
+            if extra is not None:
+                out.append(
+                    f"  {name}: {extra.seconds:.2f} s; cores used: {format_cores(extra.cores)}; "
+                    "worker CPU per message "
+                    f"{cpu_ms_per(extra.cores, extra.cpu_wall, extra.messages, 'worker'):.2f} ms"
+                )
+    for name, run in (("publish", results.publish), ("burst", results.burst)):
+        if run is None:
+            continue
+        wait, service = run.wait_for_worker, run.claim_to_recorded_ms
+        out.append(
+            f"{name}: {run.published:,}/{run.targets:,} published {run.outcomes}, "
+            f"{run.attempts:,} attempts, {run.deliveries:,} sandbox deliveries; "
+            f"drain {run.drain_seconds:.2f} s"
+        )
+        out.append(
+            f"  wait for a worker (claim − due) p50 {wait['p50']:.2f} s, p99 {wait['p99']:.2f} s; "
+            f"claim → recorded p50 {service['p50']:.1f} ms, p99 {service['p99']:.1f} ms"
+        )
+        out.append(
+            f"  messages beyond one per target: {_n(run.resent)} resent by the scheduler "
+            f"(last (re)sent {run.last_sent_after_due:+.1f} s from due), {_n(run.stale)} "
+            f"skipped as stale by the publisher; queue empty {run.queue_empty_after:.1f} s "
+            f"after the last publish"
+        )
+        out.append(f"  cores used: {format_cores(run.cores)}")
+        out.append(
+            "  CPU per target: "
+            + ", ".join(
+                f"{group} {cpu_ms_per(run.cores, run.cpu_wall, run.published, group):.1f} ms"
+                for group in ("publisher", "postgres", "scheduler", "redis")
+            )
+        )
+    if results.ticks:
+        t = results.ticks
+        out.append(
+            f"ticks: median (p90) {t.empty.tick_ms:.2f} ({t.empty.p90_ms:.2f}) ms with no posts, "
+            f"{t.loaded.tick_ms:.2f} ({t.loaded.p90_ms:.2f}) ms with {t.future_posts:,} "
+            f"(written in {t.insert_seconds:.0f} s)"
+        )
+        for part, empty_ms in t.empty.parts_ms.items():
+            out.append(f"  {part}: {empty_ms:.2f} → {t.loaded.parts_ms[part]:.2f} ms")
+    if results.api:
+        for name, load in (("herald", results.api.herald), ("bare", results.api.bare)):
+            r = load.result
+            out.append(
+                f"api {name}: {r['ok']:,}/{r['sent']:,} ok {r['outcomes']}, "
+                f"latency p90 {_n(load.latency('p90'), 1)} ms, p99.9 "
+                f"{_n(load.latency('p99.9'), 1)} ms, max {_n(load.latency('max'), 1)} ms; "
+                f"service time p50 {_n(r['service_ms'].get('p50', math.nan), 1)} ms; "
+                f"load generator late by p99 {_n(r['producer_lag_ms']['p99'], 1)} ms"
+            )
+            out.append(f"  cores used: {format_cores(load.cores)}")
+            server = "api" if name == "herald" else "bare"
+            out.append(
+                "  CPU per request: "
+                + ", ".join(
+                    f"{group} {cpu_ms_per(load.cores, load.cpu_wall, r['ok'], group):.2f} ms"
+                    for group in (server, "postgres", "loadgen")
+                )
+            )
+    return "\n".join(out)
+
+
+def as_json(results: Results) -> dict[str, Any]:
+    """The results as plain data, with the derived figures the table shows."""
+    from dataclasses import asdict
+
+    data: dict[str, Any] = asdict(results)
+    for name in ("publish", "burst"):
+        run: DrainResult | None = getattr(results, name)
+        if run is not None:
+            data[name]["throughput"] = run.throughput
+            data[name]["lateness_summary"] = run.lateness_summary
+            del data[name]["lateness"]
+            data[name]["due"] = run.due.isoformat()
+    if results.floor:
+        data["floor"]["rate"] = results.floor.immediate.rate
+    if results.ticks:
+        data["ticks"]["ratio"] = results.ticks.ratio
+    return data
