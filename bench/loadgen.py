@@ -8,7 +8,9 @@ connection was free to send it, so time spent queued behind slow answers is coun
 (HTTP/1.1 on raw asyncio streams: cheap enough that this process is not the bottleneck on a
 small machine; `producer_lag_ms` says how late it was in releasing requests, its own health).
 
-The first `warmup_seconds` of requests are sent but not counted.
+The first `warmup_seconds` of requests are sent but not counted. A server far slower than the
+rate makes the run last longer than planned; past five times the planned time (plus 30 s),
+requests still waiting for a connection are counted as `abandoned` instead of sent.
 
 SPEC: {"host", "port", "path", "headers": {…}, "bodies": ["…", …] (used in turn), "rate",
 "seconds", "warmup_seconds", "connections", "timeout_seconds"}.

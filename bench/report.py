@@ -54,6 +54,12 @@ def describe_machine(postgres_url: str, redis_url: str) -> dict[str, str]:
     with psycopg.connect(libpq_url(postgres_url)) as conn:
         row = conn.execute("SHOW server_version").fetchone()
         info["postgresql"] = str(row[0]) if row else "?"
+        # What most moves a write-heavy figure on the same hardware.
+        settings = conn.execute(
+            "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name",
+            (["shared_buffers", "synchronous_commit", "fsync"],),
+        ).fetchall()
+        info["postgresql"] += " (" + ", ".join(f"{n} {v}" for n, v in settings) + ")"
     info["redis"] = str(redis.Redis.from_url(redis_url).info("server").get("redis_version"))
     info["packages"] = ", ".join(
         f"{name} {version(name)}"
