@@ -113,11 +113,12 @@ def read_system(engine: Engine, store: QueueStore, settings: Settings, now: date
     queues = {name: store.counts(name) for name in queue_names()}
     workers = {role: store.alive(role, stamp, timeout) for role in [*queues, SCHEDULER_ROLE]}
     with session_scope(engine) as session:
-        targets = {str(status): 0 for status in WATCHED_TARGET_STATES}
-        for status in WATCHED_TARGET_STATES:  # one partial index each
-            targets[str(status)] = session.exec(
+        targets = {  # one partial index each
+            str(status): session.exec(
                 select(func.count()).select_from(Target).where(Target.status == status)
             ).one()
+            for status in WATCHED_TARGET_STATES
+        }
         accounts = {
             (platform, status): count
             for platform, status, count in session.exec(

@@ -22,6 +22,7 @@ from dramatiq.broker import Broker, MessageProxy
 from dramatiq.middleware import Middleware, Retries
 from dramatiq.worker import Worker
 
+from herald_common.logs import Outage
 from herald_common.queues import QueueStore, queue_store
 
 log = logging.getLogger(__name__)
@@ -143,17 +144,14 @@ class Beater:
             self.store.beat(role, self.member, now)
 
     def _run(self) -> None:
-        failing = False
+        outage = Outage(log, "heartbeat: could not beat")
         while not self._stop.is_set():
             try:
                 self.beat()
-                if failing:
-                    log.info("heartbeat: beating again")
-                failing = False
             except Exception as exc:
-                if not failing:  # once per outage, not every few seconds
-                    log.warning("heartbeat: could not beat: %s", type(exc).__name__)
-                failing = True
+                outage.failed(exc)
+            else:
+                outage.succeeded()
             self._stop.wait(self.interval)
 
     def stop(self) -> None:

@@ -45,6 +45,32 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class Outage:
+    """A failure that repeats every few seconds (Redis away, say), logged once when it starts
+    and once when it ends, not at every try."""
+
+    def __init__(self, logger: logging.Logger, what: str, *, traceback: bool = False) -> None:
+        self._log = logger
+        self._what = what
+        self._traceback = traceback
+        self.ongoing = False
+
+    def failed(self, exc: BaseException) -> None:
+        """The try failed with `exc`."""
+        if not self.ongoing:
+            if self._traceback:
+                self._log.exception("%s", self._what)
+            else:
+                self._log.warning("%s: %s", self._what, type(exc).__name__)
+        self.ongoing = True
+
+    def succeeded(self) -> None:
+        """The try worked."""
+        if self.ongoing:
+            self._log.info("%s: works again", self._what)
+        self.ongoing = False
+
+
 def configure_logging(settings: Settings) -> None:
     """Herald's format and level on the root logger; every handler masks secrets."""
     logging.basicConfig(

@@ -14,8 +14,8 @@ Dramatiq's own Prometheus middleware adds `dramatiq_*` in every worker service.
 
 Several processes per pod (gunicorn's workers, Dramatiq's processes) write to
 PROMETHEUS_MULTIPROC_DIR and one endpoint adds them up: `exposition()`. That variable must be
-set before prometheus_client is first imported, so the entry points set it (gunicorn_conf,
-workers.run_worker) before they import anything else.
+set before prometheus_client is first imported, so the entry points (gunicorn_conf,
+workers.run_worker) call herald_common.multiproc.use_metrics_dir first.
 """
 
 from __future__ import annotations

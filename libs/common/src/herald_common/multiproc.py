@@ -12,9 +12,11 @@ import tempfile
 from pathlib import Path
 
 
-def use_metrics_dir(chosen: str | None, *, prefix: str) -> str:
-    """Make `chosen` (or a new temporary directory) this pod's empty samples directory and
-    point PROMETHEUS_MULTIPROC_DIR at it; the directory."""
+def use_metrics_dir(configured: str | None, *, prefix: str) -> str:
+    """Make this pod's samples directory — PROMETHEUS_MULTIPROC_DIR when it is set, else
+    `configured` (METRICS_DIR), else a new temporary one — empty, and point
+    PROMETHEUS_MULTIPROC_DIR at it; the directory."""
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or configured
     if chosen:
         directory = Path(chosen)
         directory.mkdir(parents=True, exist_ok=True)

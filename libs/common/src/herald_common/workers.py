@@ -64,10 +64,7 @@ def run_worker(module: str, queues: list[str], argv: list[str] | None = None) ->
 def expose_metrics(settings: Settings) -> None:
     """Point Dramatiq's Prometheus middleware (and prometheus_client) at an empty directory
     and at METRICS_HOST:METRICS_PORT, for the `dramatiq` process about to replace this one."""
-    directory = use_metrics_dir(
-        os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.metrics_dir,
-        prefix="herald-worker-metrics-",
-    )
+    directory = use_metrics_dir(settings.metrics_dir, prefix="herald-worker-metrics-")
     # Dramatiq reads these lower-case names (dramatiq/middleware/prometheus.py).
     os.environ["dramatiq_prom_db"] = directory  # noqa: SIM112
     os.environ["dramatiq_prom_host"] = settings.metrics_host  # noqa: SIM112

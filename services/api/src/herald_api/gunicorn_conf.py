@@ -19,10 +19,7 @@ from herald_common.settings import Settings
 _settings = Settings()
 
 
-use_metrics_dir(
-    os.environ.get("PROMETHEUS_MULTIPROC_DIR") or _settings.metrics_dir,
-    prefix="herald-api-metrics-",
-)
+use_metrics_dir(_settings.metrics_dir, prefix="herald-api-metrics-")
 
 bind = f"{os.environ.get('API_HOST', _settings.api_host)}:{os.environ.get('API_PORT', _settings.api_port)}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))

@@ -16,9 +16,10 @@ import time
 from herald_common.broker import build_broker
 from herald_common.db import create_db_engine
 from herald_common.ledger import process_name
+from herald_common.logs import Outage
 from herald_common.metrics import LAST_TICK, TARGETS_DISPATCHED, TICK_DURATION
 from herald_common.platforms import PlatformRegistry
-from herald_common.queues import SCHEDULER_ROLE, QueueStore, queue_store
+from herald_common.queues import SCHEDULER_ROLE, queue_store
 from herald_common.settings import get_settings
 from herald_common.workers import configure_logging
 from herald_scheduler.dispatching import Dispatcher
@@ -35,7 +36,8 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
     """
     failures = 0
     store, member = queue_store(dispatcher.broker), process_name()
-    beat_every, last_beat, beat_failing = dispatcher.settings.heartbeat_interval_seconds, 0.0, False
+    beat_every, last_beat = dispatcher.settings.heartbeat_interval_seconds, 0.0
+    beat_outage = Outage(log, "heartbeat: could not beat")
     while not stop.is_set():
         started = time.monotonic()
         try:
@@ -46,7 +48,13 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
             TARGETS_DISPATCHED.inc(report.dispatched)
             if started - last_beat >= beat_every:
                 last_beat = started
-                beat_failing = _beat(store, member, beat_failing)
+                # Not a failed tick when Redis is away: the schedule is in the database.
+                try:
+                    store.beat(SCHEDULER_ROLE, member, time.time())
+                except Exception as exc:
+                    beat_outage.failed(exc)
+                else:
+                    beat_outage.succeeded()
             if report.dispatched or report.resent or report.reconciled or report.refreshes:
                 log.info(
                     "tick: dispatched=%d resent=%d reconciled=%d refreshes=%d send_failed=%d",
@@ -68,20 +76,6 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
         store.leave(SCHEDULER_ROLE, member)
     except Exception as exc:
         log.warning("could not say the scheduler stopped: %s", type(exc).__name__)
-
-
-def _beat(store: QueueStore, member: str, failing: bool) -> bool:
-    """Beat for the scheduler; whether beating fails (a Redis outage is not a failed tick: the
-    schedule is in the database). Logged once per outage."""
-    try:
-        store.beat(SCHEDULER_ROLE, member, time.time())
-    except Exception as exc:
-        if not failing:
-            log.warning("heartbeat: could not beat: %s", type(exc).__name__)
-        return True
-    if failing:
-        log.info("heartbeat: beating again")
-    return False
 
 
 def main() -> None:

@@ -45,8 +45,8 @@ from herald_scheduler.refreshing import RefreshDispatcher
 log = logging.getLogger(__name__)
 SelectT = TypeVar("SelectT", bound=Any)
 
-#: Batches of 5,000 attempts one clean-up firing deletes at most.
-CLEANUP_BATCHES = 10
+#: One clean-up firing deletes at most CLEANUP_BATCHES batches of ATTEMPTS_BATCH attempts.
+CLEANUP_BATCHES, ATTEMPTS_BATCH = 10, 5000
 
 #: queued_at given to targets whose message could not be sent: resend_lost picks them up first.
 NEVER_SENT = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,7 +119,7 @@ class Dispatcher:
         (a cron entry).
 
         It runs inside a tick, so one firing does a bounded amount (CLEANUP_BATCHES batches of
-        5,000 attempts): a backlog, as after lowering the retention, is worked off over the
+        ATTEMPTS_BATCH attempts): a backlog, as after lowering the retention, is worked off over the
         following firings while posts keep going out.
         """
         store = queue_store(self.broker)
@@ -134,12 +134,12 @@ class Dispatcher:
         attempts, left = 0, False
         for _ in range(CLEANUP_BATCHES):
             with session_scope(self.engine) as session:
-                ids = select(Attempt.id).where(Attempt.finished_at < cutoff).limit(5000)  # type: ignore[operator]
+                ids = select(Attempt.id).where(Attempt.finished_at < cutoff).limit(ATTEMPTS_BATCH)  # type: ignore[operator]
                 deleted: int = session.execute(
                     delete(Attempt).where(Attempt.id.in_(ids.scalar_subquery()))  # type: ignore[attr-defined]
                 ).rowcount  # type: ignore[attr-defined]
             attempts += deleted
-            left = deleted == 5000
+            left = deleted == ATTEMPTS_BATCH
             if not left:
                 break
         more = "; more left for the next run" if left else ""

@@ -13,6 +13,7 @@ import threading
 from sqlalchemy.engine import Engine
 
 from herald_common.health import Reading, read_system
+from herald_common.logs import Outage
 from herald_common.metrics import ACCOUNTS, OLDEST_DUE_AGE, QUEUE_MESSAGES, TARGETS, WORKERS_ALIVE
 from herald_common.models import AccountStatus
 from herald_common.platforms import PLATFORMS
@@ -41,15 +42,14 @@ def export(reading: Reading) -> None:
 
 def observe(engine: Engine, store: QueueStore, settings: Settings, stop: threading.Event) -> None:
     """Read and export until `stop` is set; a failed reading is logged and tried again."""
-    failing = False
+    outage = Outage(log, "metrics: could not read the system", traceback=True)
     while not stop.is_set():
         try:
             export(read_system(engine, store, settings, utcnow()))
-            failing = False
-        except Exception:
-            if not failing:  # once per outage
-                log.exception("metrics: could not read the system")
-            failing = True
+        except Exception as exc:
+            outage.failed(exc)
+        else:
+            outage.succeeded()
         stop.wait(settings.metrics_interval_seconds)
 
 
