@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from herald_api.auth import issue_api_key
 from herald_common import ledger
 from herald_common.db import session_scope
-from herald_common.queues import SCHEDULER_ROLE, queue_store
+from herald_common.queues import SCHEDULER_ROLE, queue_names, queue_store
 from herald_common.timeutil import utcnow
 from herald_embedded.stack import wait_for
 from tests.conftest import add_account, add_post
@@ -90,6 +90,7 @@ def test_every_queue_is_listed_with_its_counts(admin) -> None:
         "publish",
         "token-refresh",
         "content",
+        "content-regen",
         "approval",
         "analytics",
         "image",
@@ -254,7 +255,7 @@ def test_job_pages_follow_offset_and_limit(admin, broker: StubBroker) -> None:
 
 def beat_everything(broker: StubBroker) -> None:
     store, now = queue_store(broker), time.time()
-    for role in ("publish", "token-refresh", SCHEDULER_ROLE):
+    for role in (*queue_names(), SCHEDULER_ROLE):
         store.beat(role, "host:1", now)
 
 

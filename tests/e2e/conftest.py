@@ -56,11 +56,12 @@ def e2e_stack(
 def stack(
     pg_url: str, redis_server_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """gunicorn + dramatiq publisher + scheduler, each its own process."""
+    """gunicorn + the publisher and token-refresher + scheduler, each its own process (the
+    modules of the other worker services start those too)."""
     logdir = tmp_path_factory.mktemp("stack-logs")
     env = {"PUBLISH_BACKOFF_SECONDS": "1"}
     with e2e_stack(pg_url, redis_server_url, logdir, env) as stack:
-        yield stack.start()
+        yield stack.start(services=())
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +70,7 @@ def _dump_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     report = getattr(request.node, "rep_call", None)
     stack = request.node.funcargs.get("stack") if hasattr(request.node, "funcargs") else None
     if report is not None and report.failed and isinstance(stack, Stack):
-        for name in ("api", "publisher", "token-refresher", "scheduler"):
+        for name in list(stack.procs):
             print(f"----- {name} log -----\n{stack.log(name)}")
 
 

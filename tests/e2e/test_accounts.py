@@ -55,7 +55,7 @@ def stack(
             # Nothing weekly during these tests: the module's counts are of its own refreshes.
             "TOKEN_REFRESH_CRON": "0 0 1 1 *",
         }
-        stack.start()
+        stack.start(services=())
         stack.start_token_refresher("token-refresher-2")
         yield stack
 

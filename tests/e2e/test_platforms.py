@@ -90,7 +90,7 @@ def stack(
     }
     logdir = tmp_path_factory.mktemp("platform-logs")
     with e2e_stack(pg_url, redis_server_url, logdir, env) as stack:
-        yield stack.start()
+        yield stack.start(services=())
 
 
 @pytest.fixture

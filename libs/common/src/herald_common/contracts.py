@@ -67,14 +67,18 @@ class NotifyApproversPayload(Payload):
 
     tenant_id: str
     post_id: str
+    approval_id: str
     notification_type: Literal["email", "whatsapp", "webhook", "both", "all"] = "email"
     reminder: bool = False
 
 
 class PullAnalyticsPayload(Payload):
-    """Pull metrics of published targets (seed 003's analytics.pull)."""
+    """Pull metrics of published targets (seed 003's analytics.pull). A client's pull carries
+    its job; the scheduler's own pulls name the targets that are due instead."""
 
     tenant_id: str
+    job_id: str | None = None
+    target_ids: list[str] | None = None
     start: date | None = None
     end: date | None = None
     metrics: list[str] = Field(default_factory=lambda: ["likes", "reposts", "replies", "views"])
@@ -180,7 +184,9 @@ GENERATE_MONTHLY = Contract(
     description="Generate a month of draft posts for a brand.",
 )
 REGENERATE_POST = Contract(
-    queue="content",
+    # Its own queue, so a month being written never holds up a one-post regeneration: the
+    # content service drains both, each with its own concurrency (CONTENT_REGEN_WORKER_…).
+    queue="content-regen",
     actor_name="regenerate_post",
     job_name="content.regen.single",
     payload=RegeneratePostPayload,

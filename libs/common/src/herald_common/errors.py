@@ -14,7 +14,11 @@ HeraldError
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
 
 
 class HeraldError(Exception):
@@ -62,6 +66,47 @@ class InvalidInput(HeraldError):
         self.errors = [errors] if isinstance(errors, FieldError) else list(errors)
         summary = "; ".join(f"{e.field}: {e.reason}" for e in self.errors)
         super().__init__(message or summary or "invalid input")
+
+
+def _items(count: object) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "is required"
+    ctx = error.get("ctx") or {}
+    if kind == "string_too_short":
+        return f"must be at least {ctx.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "too_short":
+        return f"must have at least {_items(ctx.get('min_length'))}"
+    if kind == "too_long":
+        return f"must have at most {_items(ctx.get('max_length'))}"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    for prefix, plain in (
+        ("Input should", "must"),
+        ("String should", "must"),
+        ("List should", "must"),
+    ):
+        if message.startswith(prefix):
+            return plain + message[len(prefix) :]
+    return message[:1].lower() + message[1:]
+
+
+def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
+    """Pydantic's errors as FieldErrors with dotted paths (`account_ids.1`) and plain reasons."""
+    errors = []
+    for error in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in error["loc"])
+        field = ".".join(p for p in (prefix, path) if p) or "body"
+        errors.append(FieldError(field, _reason(error)))
+    return errors
 
 
 class Unauthorized(HeraldError):

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     publish_worker_concurrency: int | None = Field(default=None, ge=1)
     token_refresh_worker_concurrency: int | None = Field(default=None, ge=1)
     content_worker_concurrency: int | None = Field(default=None, ge=1)
+    content_regen_worker_concurrency: int | None = Field(default=None, ge=1)
     approval_worker_concurrency: int | None = Field(default=None, ge=1)
     analytics_worker_concurrency: int | None = Field(default=None, ge=1)
     image_worker_concurrency: int | None = Field(default=None, ge=1)
@@ -146,6 +147,58 @@ class Settings(BaseSettings):
     # Queues that must have a live worker even when empty (comma-separated); any other queue
     # is unhealthy only when it holds work and nobody drains it.
     health_required_queues: str = "publish,token-refresh"
+
+    # Jobs a client started (content, images, analytics pulls). One whose message was lost
+    # (queued this long and never started) is sent again; one whose worker died (running past
+    # its time limit plus this grace) is put back on its queue.
+    job_requeue_after_seconds: float = Field(default=300.0, gt=0)
+    job_stale_grace_seconds: float = Field(default=120.0, gt=0)
+
+    # Content writers: the built-in template writer (offline, the default), or any
+    # OpenAI-compatible chat-completions endpoint when CONTENT_API_URL is set.
+    content_api_url: str | None = None  # e.g. https://api.openai.com/v1 or http://ollama:11434/v1
+    content_api_key: str | None = Field(default=None, repr=False)
+    content_model: str = "gpt-4o-mini"
+    content_api_timeout_seconds: float = Field(default=60.0, gt=0)
+    # A malformed or over-long answer is asked for again this many times, then the job fails.
+    content_max_attempts: int = Field(default=3, ge=1)
+
+    # Images: Pillow cards (offline, the default), or an OpenAI-compatible images endpoint.
+    image_api_url: str | None = None
+    image_api_key: str | None = Field(default=None, repr=False)
+    image_model: str = "gpt-image-1"
+    image_api_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Where image bytes live: "database" (the default), or a directory path.
+    image_storage: str = "database"
+    # Fonts: a directory of .ttf/.otf files searched by a brand's font names (then the system's).
+    image_font_dir: str | None = None
+
+    # Approvals: email (SMTP), WhatsApp (Cloud API) and webhooks.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_from: str = "Herald <herald@localhost>"
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    whatsapp_api_url: str = "https://graph.facebook.com"
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_token: str | None = Field(default=None, repr=False)
+    # Seed 003's whatsapp-messages limit: WhatsApp sends in flight at once, across replicas.
+    whatsapp_concurrency: int = Field(default=3, ge=1)
+    # Webhook notices are signed with HMAC-SHA256 of the body (X-Herald-Signature) with this.
+    approval_webhook_secret: str | None = Field(default=None, repr=False)
+    # A reminder goes this long before an approval's due time; approvals past it are flagged.
+    approval_reminder_before_seconds: float = Field(default=24 * 3600.0, gt=0)
+    approval_default_due_seconds: float = Field(default=48 * 3600.0, gt=0)
+
+    # Analytics: the scheduler pulls each published target's metrics at these ages (seconds
+    # after it went out), then every ANALYTICS_PULL_EVERY_SECONDS, until
+    # ANALYTICS_PULL_MAX_AGE_DAYS.
+    analytics_pull_ages: str = "900,3600,10800,21600,43200,86400"
+    analytics_pull_every_seconds: float = Field(default=86400.0, gt=0)
+    analytics_pull_max_age_days: float = Field(default=30.0, gt=0)
+    analytics_pull_batch: int = Field(default=200, ge=1)
 
     # HTTP API.
     api_host: str = "127.0.0.1"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
@@ -21,11 +22,20 @@ from herald_common.contracts import queue_concurrency
 from herald_common.db import create_db_engine
 from herald_common.logs import configure_logging
 from herald_common.multiproc import use_metrics_dir
+from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings, get_settings
 
 T = TypeVar("T")
 
-__all__ = ["configure_logging", "lazy", "process_engine", "run_worker", "worker_broker"]
+__all__ = [
+    "Deps",
+    "configure_logging",
+    "lazy",
+    "process_engine",
+    "run_worker",
+    "service_deps",
+    "worker_broker",
+]
 
 
 def lazy(factory: Callable[[], T]) -> Callable[[], T]:
@@ -40,16 +50,39 @@ def process_engine() -> Engine:
     return create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
 
 
+@dataclass(frozen=True)
+class Deps:
+    """What a worker service's actors are built with. The engine and the platform registry
+    are factories: a `dramatiq` process builds them on first message, after it forked; the
+    embedded stack hands in the ones it already has."""
+
+    settings: Settings
+    broker: Broker
+    engine: Callable[[], Engine]
+    platforms: Callable[[], PlatformRegistry]
+
+
+def service_deps(settings: Settings, broker: Broker) -> Deps:
+    """The Deps of a worker service process."""
+
+    @lazy
+    def platforms() -> PlatformRegistry:
+        return PlatformRegistry(process_engine(), settings)
+
+    return Deps(settings=settings, broker=broker, engine=process_engine, platforms=platforms)
+
+
 def run_worker(module: str, queues: list[str], argv: list[str] | None = None) -> None:
     """Replace this process with `dramatiq MODULE --queues …` at the queue's concurrency.
 
-    Threads come from the queue's setting (PUBLISH_WORKER_CONCURRENCY, QUEUE_CONCURRENCY, …);
-    processes from WORKER_PROCESSES (default 1: scale out with more pods instead).
+    Threads come from the queue's setting (PUBLISH_WORKER_CONCURRENCY, QUEUE_CONCURRENCY, …),
+    summed when one service drains several queues (content and content-regen) so that each
+    keeps its own; processes from WORKER_PROCESSES (default 1: scale out with more pods).
     """
     settings = get_settings()
     if not settings.broker_url:
         sys.exit("a worker service needs Redis: set REDIS_URL (or REDIS_HOST); see `make run`")
-    threads = max(queue_concurrency(settings, queue) for queue in queues)
+    threads = sum(queue_concurrency(settings, queue) for queue in queues)
     processes = os.environ.get("WORKER_PROCESSES", "1")
     # Consumers wake this often (ms) to move due delayed messages: 1000 by default, which
     # would make posts up to a second late.

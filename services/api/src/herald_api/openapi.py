@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from herald_api import __version__
-from herald_api.routes import Operation, Route
+from herald_api.routing import Operation, Route
 from herald_api.schemas import ErrorResponse
 
 _REF = "#/components/schemas/{model}"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import falcon
 from pydantic import BaseModel, ValidationError
 
 from herald_api.errors import MalformedJson
-from herald_common.errors import FieldError, InvalidInput
+from herald_common.errors import InvalidInput, field_errors
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -19,49 +18,8 @@ MAX_BODY_BYTES = 1024 * 1024
 _JSON_TYPES = ("application/json",)
 
 
-def _items(count: object) -> str:
-    return f"{count} item" if count == 1 else f"{count} items"
-
-
-def _reason(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "missing":
-        return "is required"
-    ctx = error.get("ctx") or {}
-    if kind == "string_too_short":
-        return f"must be at least {ctx.get('min_length')} characters"
-    if kind == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters"
-    if kind == "too_short":
-        return f"must have at least {_items(ctx.get('min_length'))}"
-    if kind == "too_long":
-        return f"must have at most {_items(ctx.get('max_length'))}"
-    message = str(error["msg"])
-    message = message.removeprefix("Value error, ")
-    for prefix, plain in (
-        ("Input should", "must"),
-        ("String should", "must"),
-        ("List should", "must"),
-    ):
-        if message.startswith(prefix):
-            return plain + message[len(prefix) :]
-    return message[:1].lower() + message[1:]
-
-
-def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
-    """Pydantic's errors as FieldErrors with dotted paths (`account_ids.1`) and plain reasons."""
-    errors = []
-    for error in exc.errors(include_url=False):
-        path = ".".join(str(part) for part in error["loc"])
-        field = ".".join(p for p in (prefix, path) if p) or "body"
-        errors.append(FieldError(field, _reason(error)))
-    return errors
-
-
-def parse_body(req: falcon.Request, model: type[M]) -> M:
-    """The request's JSON body as `model`: 415, 413, 400 (malformed_json) or 422 otherwise."""
+def _json_bytes(req: falcon.Request) -> bytes:
+    """The request's body, checked to be JSON: 415, 413 or 400 (malformed_json) otherwise."""
     media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
     if media_type not in _JSON_TYPES:
         raise falcon.HTTPUnsupportedMediaType(
@@ -78,14 +36,32 @@ def parse_body(req: falcon.Request, model: type[M]) -> M:
         )
     if not raw.strip():
         raise MalformedJson("the body is empty")
+    return raw
+
+
+def _loads(raw: bytes) -> Any:
     try:
-        json.loads(raw)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(str(exc)) from None
+
+
+def parse_body(req: falcon.Request, model: type[M]) -> M:
+    """The request's JSON body as `model`: 415, 413, 400 (malformed_json) or 422 otherwise."""
+    raw = _json_bytes(req)
+    _loads(raw)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidInput(field_errors(exc)) from None
+
+
+def parse_object(req: falcon.Request) -> dict[str, Any]:
+    """The request's body as a JSON object, for a schema chosen by the route (a contract's)."""
+    body = _loads(_json_bytes(req))
+    if not isinstance(body, dict):
+        raise MalformedJson("the body must be a JSON object")
+    return body
 
 
 def parse_query(req: falcon.Request, model: type[M]) -> M:

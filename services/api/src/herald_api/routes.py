@@ -6,10 +6,7 @@ same list, so the documentation cannot drift from what is served.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from dramatiq.broker import Broker
-from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from herald_api.resources.accounts import AccountCollection, AccountItem
@@ -23,6 +20,7 @@ from herald_api.resources.docs import Docs, OpenApiSpec
 from herald_api.resources.health import AdminHealth, Health, Metrics, Ready
 from herald_api.resources.posts import PostCollection, PostItem
 from herald_api.resources.queues import QueueCollection, QueueItem
+from herald_api.routing import METHODS, DomainRoutes, Operation, Route
 from herald_api.schemas import (
     AccountCreate,
     AccountList,
@@ -57,38 +55,18 @@ from herald_api.schemas import (
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 
-METHODS = ("get", "post", "put", "patch", "delete")
 
+def _domains() -> tuple[DomainRoutes, ...]:
+    from herald_api.resources import analytics, approvals, brands, content, images, jobs
 
-@dataclass(frozen=True)
-class Operation:
-    """One method on one route, as the OpenAPI document describes it."""
-
-    method: str
-    summary: str
-    response: type[BaseModel] | None = None  # None: no body (204), or `media_type` below
-    status: int = 200
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    errors: tuple[int, ...] = ()  # besides those implied (401, 404 on ids, 400/415/422 on bodies)
-    public: bool = False
-    media_type: str = "application/json"
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Route:
-    """A path, the resource serving it (with Falcon's responder suffix) and its operations."""
-
-    path: str
-    resource: object
-    operations: tuple[Operation, ...]
-    suffix: str | None = None
-    tag: str = "posts"
-
-    def responder_name(self, method: str) -> str:
-        """The resource method Falcon calls for `method` on this route."""
-        return f"on_{method.lower()}" + (f"_{self.suffix}" if self.suffix else "")
+    return (
+        brands.routes,
+        jobs.routes,
+        content.routes,
+        approvals.routes,
+        images.routes,
+        analytics.routes,
+    )
 
 
 def build_routes(
@@ -403,6 +381,8 @@ def build_routes(
             suffix="resolve",
         ),
     ]
+    for domain in _domains():
+        routes += domain(engine=engine, broker=broker, platforms=platforms, settings=settings)
     return routes
 
 

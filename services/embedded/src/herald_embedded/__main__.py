@@ -20,11 +20,13 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from dramatiq import Worker
 from sqlalchemy.engine import Engine
 
+from herald_analytics.actors import declare_actors as declare_analytics
 from herald_api.app import create_app
 from herald_api.auth import issue_api_key
+from herald_approval.actors import declare_actors as declare_approval
 from herald_common import ledger
 from herald_common.broker import build_broker
-from herald_common.contracts import PUBLISH, REFRESH_ACCOUNT, queue_concurrency
+from herald_common.contracts import QUEUES, queue_concurrency
 from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
 from herald_common.models import Account, Tenant
@@ -32,7 +34,9 @@ from herald_common.platforms import PlatformRegistry
 from herald_common.queues import queue_store
 from herald_common.settings import Settings, get_settings
 from herald_common.tokens import TokenKeeper
-from herald_common.workers import configure_logging
+from herald_common.workers import Deps, configure_logging
+from herald_content.actors import declare_actors as declare_content
+from herald_image.actors import declare_actors as declare_image
 from herald_publisher.actors import declare_actors as declare_publish
 from herald_publisher.publishing import Publisher, publish_pacer
 from herald_scheduler.__main__ import run as run_scheduler
@@ -95,7 +99,7 @@ def ensure_demo(engine: Engine, path: Path = DEMO_FILE) -> dict[str, str]:
 
 
 def main() -> None:
-    """Run API, scheduler, publisher and token-refresher in this process until Ctrl-C."""
+    """Run the API, the scheduler and every worker service in this process until Ctrl-C."""
     settings: Settings = get_settings()
     if settings.broker_url:
         raise SystemExit("herald-embedded runs on the in-process broker: unset REDIS_URL")
@@ -115,15 +119,20 @@ def main() -> None:
     keeper = TokenKeeper(engine=engine, platforms=platforms, settings=settings)
     declare_publish(broker, lambda: publisher)
     declare_refresh(broker, lambda: keeper)
+    deps = Deps(
+        settings=settings, broker=broker, engine=lambda: engine, platforms=lambda: platforms
+    )
+    for declare in (declare_content, declare_approval, declare_image, declare_analytics):
+        declare(broker, deps)
     # One Worker per queue, each with that queue's own concurrency, as the services run.
     workers = [
         Worker(
             broker,
-            queues={contract.queue},
-            worker_threads=queue_concurrency(settings, contract.queue),
+            queues={queue},
+            worker_threads=queue_concurrency(settings, queue),
             worker_timeout=100,
         )
-        for contract in (PUBLISH, REFRESH_ACCOUNT)
+        for queue in QUEUES
     ]
     for worker in workers:
         worker.start()

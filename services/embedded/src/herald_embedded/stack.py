@@ -1,5 +1,5 @@
 """`herald-stack`: the production layout as separate processes on PostgreSQL and Redis —
-gunicorn API, `dramatiq` publisher, scheduler. `make stack` runs it by hand; the end-to-end
+gunicorn API, a `dramatiq` service per queue type, scheduler. `make stack` runs it by hand; the end-to-end
 tests drive the same class.
 """
 
@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -20,6 +20,8 @@ from typing import TypeVar
 import httpx
 
 BIN = Path(sys.executable).parent
+#: The worker services besides the publisher and the token-refresher, by command suffix.
+WORKER_SERVICES = ("content", "approval", "image", "analytics")
 T = TypeVar("T")
 
 
@@ -128,15 +130,22 @@ class Stack:
     def start_token_refresher(self, name: str = "token-refresher") -> None:
         self._spawn(name, [str(BIN / "herald-token-refresher")], metrics=True)
 
+    def start_worker(self, service: str, name: str | None = None) -> None:
+        """Start worker service `herald-{service}` (content, approval, image, analytics…)."""
+        self._spawn(name or service, [str(BIN / f"herald-{service}")], metrics=True)
+
     def start_scheduler(self, name: str = "scheduler") -> None:
         self._spawn(name, [str(BIN / "herald-scheduler")], metrics=True)
 
-    def start(self) -> Stack:
-        """Migrate, start every service and wait until the API is ready."""
+    def start(self, services: Sequence[str] = WORKER_SERVICES) -> Stack:
+        """Migrate, start the API, publisher, token-refresher, scheduler and `services`, and
+        wait until the API is ready."""
         self.migrate()
         self.start_api()
         self.start_publisher()
         self.start_token_refresher()
+        for service in services:
+            self.start_worker(service)
         self.start_scheduler()
         self.wait_ready()
         self.api_key = self.create_tenant()

@@ -55,6 +55,8 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
                     beat_outage.failed(exc)
                 else:
                     beat_outage.succeeded()
+            if report.sweeps:
+                log.info("sweeps: %s", ", ".join(f"{k}={v}" for k, v in report.sweeps.items()))
             if report.dispatched or report.resent or report.reconciled or report.refreshes:
                 log.info(
                     "tick: dispatched=%d resent=%d reconciled=%d refreshes=%d send_failed=%d",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from sqlmodel import Session, select
 
 from herald_common.contracts import PUBLISH, PublishTargetPayload, send
 from herald_common.db import is_sqlite, session_scope
+from herald_common.jobs import resend_stale
 from herald_common.models import Attempt, Target, TargetStatus
 from herald_common.models.posts import DISPATCHABLE_TARGET_STATES
 from herald_common.platforms import PlatformRegistry
@@ -39,6 +41,7 @@ from herald_common.settings import Settings
 from herald_common.targets import move_target, reconcile
 from herald_common.timeutil import utcnow
 from herald_common.tokens import request_refresh_all
+from herald_scheduler import analytics, approvals
 from herald_scheduler.cron import Cron, CronEntry
 from herald_scheduler.refreshing import RefreshDispatcher
 
@@ -71,6 +74,19 @@ class TickReport:
     send_failed: int = 0
     refreshes: int = 0
     cron: list[str] = field(default_factory=list)
+    #: What the periodic sweeps did (jobs resent, approvals reminded, analytics pulls sent).
+    sweeps: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Sweep:
+    """Work the scheduler does every `every` seconds rather than every tick: its queries are
+    cheap but need not run four times a second. `run(now)` returns how much it did."""
+
+    name: str
+    every: float
+    run: Callable[[datetime], int]
+    last: float = field(default=float("-inf"))
 
 
 @dataclass
@@ -84,12 +100,15 @@ class Dispatcher:
     clock: Callable[[], datetime] = field(default=utcnow)
     refreshes: RefreshDispatcher | None = None
     cron: Cron | None = None
+    sweeps: list[Sweep] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.refreshes is None:
             self.refreshes = RefreshDispatcher(self.engine, self.broker, self.settings)
         if self.cron is None:
             self.cron = Cron(self.engine, cron_entries(self))
+        if not self.sweeps:
+            self.sweeps = sweeps(self)
 
     def tick(self) -> TickReport:
         """One pass: dispatch what is due, resend what was lost, reconcile what is stuck,
@@ -106,7 +125,28 @@ class Dispatcher:
         if not report.send_failed:
             report.refreshes, failed = self.refreshes.dispatch_due(now)
             report.send_failed += failed
+        report.sweeps = self.run_sweeps(now)
         return report
+
+    def run_sweeps(self, now: datetime) -> dict[str, int]:
+        """Run the sweeps whose time has come; one failing does not stop the others."""
+        done: dict[str, int] = {}
+        clock = time.monotonic()
+        for sweep in self.sweeps:
+            if clock - sweep.last < sweep.every:
+                continue
+            sweep.last = clock
+            try:
+                if count := sweep.run(now):
+                    done[sweep.name] = count
+            except Exception:
+                log.exception("sweep %s failed", sweep.name)
+        return done
+
+    def resend_stale_jobs(self, now: datetime) -> int:
+        """Jobs whose message was lost or whose worker died go back on their queue."""
+        outcome = resend_stale(self.engine, self.broker, self.settings, now)
+        return outcome.resent + outcome.requeued + outcome.failed
 
     def request_all_refreshes(self, now: datetime) -> str:
         """The weekly full token refresh (a cron entry)."""
@@ -291,6 +331,16 @@ class Dispatcher:
     def _mark_unsent(self, items: list[Queued]) -> None:
         with session_scope(self.engine) as session:
             _set_queued_at(session, items, NEVER_SENT)
+
+
+def sweeps(dispatcher: Dispatcher) -> list[Sweep]:
+    """Every periodic sweep the scheduler runs: the one place they are declared."""
+    engine, broker, settings = dispatcher.engine, dispatcher.broker, dispatcher.settings
+    return [
+        Sweep("jobs", 5.0, dispatcher.resend_stale_jobs),
+        Sweep("approvals", 5.0, lambda now: approvals.sweep(engine, broker, settings, now)),
+        Sweep("analytics", 5.0, lambda now: analytics.sweep(engine, broker, settings, now)),
+    ]
 
 
 def cron_entries(dispatcher: Dispatcher) -> list[CronEntry]:

@@ -1,7 +1,12 @@
 """The database models of record, one module per domain."""
 
 from herald_common.models.accounts import Account, AccountStatus, OAuthState
+from herald_common.models.analytics import MetricSnapshot
+from herald_common.models.approvals import Approval, ApprovalNotice, ApprovalStatus
+from herald_common.models.brands import Brand
 from herald_common.models.cron import CronRun
+from herald_common.models.images import Image
+from herald_common.models.jobs import Job, JobStatus
 from herald_common.models.posts import (
     ACTIVE_TARGET_STATES,
     Attempt,
@@ -19,9 +24,17 @@ __all__ = [
     "Account",
     "AccountStatus",
     "ApiKey",
+    "Approval",
+    "ApprovalNotice",
+    "ApprovalStatus",
     "Attempt",
     "AttemptOutcome",
+    "Brand",
     "CronRun",
+    "Image",
+    "Job",
+    "JobStatus",
+    "MetricSnapshot",
     "OAuthState",
     "Post",
     "PostStatus",

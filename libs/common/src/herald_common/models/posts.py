@@ -65,6 +65,8 @@ class Post(SQLModel, table=True):
     __table_args__ = (
         Index("ix_posts_tenant_created", "tenant_id", "created_at", "id"),
         Index("ix_posts_tenant_status", "tenant_id", "status"),
+        # A generation job makes each of its posts once, however often it runs.
+        UniqueConstraint("source_job_id", "source_index", name="uq_posts_source"),
     )
 
     id: str = id_field()
@@ -81,6 +83,19 @@ class Post(SQLModel, table=True):
     created_at: datetime = timestamp(nullable=False, default_now=True)
     updated_at: datetime = timestamp(nullable=False, default_now=True)
     published_at: datetime | None = timestamp()
+    brand_id: str | None = Field(
+        default=None, foreign_key="brands.id", index=True, max_length=36, ondelete="SET NULL"
+    )
+    # The parts a writer made (hook, body, hashtags), so one can be regenerated alone;
+    # `content` is always their composition. Empty for posts written by hand.
+    parts: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
+    )
+    # When a generated draft is meant to go out (in its brand's timezone); a draft is not
+    # scheduled until someone schedules it or its approval does.
+    suggested_at: datetime | None = timestamp()
+    source_job_id: str | None = Field(default=None, max_length=36)
+    source_index: int | None = None
 
 
 class Target(SQLModel, table=True):
@@ -116,6 +131,13 @@ class Target(SQLModel, table=True):
             postgresql_where=text("status = 'retrying'"),
             sqlite_where=text("status = 'retrying'"),
         ),
+        # The scheduler's analytics pulls read this one.
+        Index(
+            "ix_targets_metrics_due",
+            "metrics_due_at",
+            postgresql_where=text("status = 'published'"),
+            sqlite_where=text("status = 'published'"),
+        ),
         Index(
             "ix_targets_unknown",
             "updated_at",
@@ -147,6 +169,9 @@ class Target(SQLModel, table=True):
     checkpoint: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}")
     )
+    # When the scheduler should next pull this published target's metrics (None: no more).
+    metrics_due_at: datetime | None = timestamp()
+    metrics_pulls: int = Field(default=0)
 
 
 class Attempt(SQLModel, table=True):

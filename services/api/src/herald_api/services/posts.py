@@ -18,16 +18,13 @@ the post is rescheduled or published again; the others are no longer part of the
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, delete, or_, update
+from sqlalchemy import delete, update
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col, select
 
@@ -44,6 +41,7 @@ from herald_api.schemas import (
     TargetDetailOut,
     TargetOut,
 )
+from herald_api.services.paging import newest_first
 from herald_api.services.scheduling import resolve_schedule
 from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
 from herald_common.models import (
@@ -108,24 +106,6 @@ def _targets(session: Session, post_ids: Iterable[str], *, lock: bool = False) -
     return list(session.exec(query).all())
 
 
-def encode_cursor(post: Post) -> str:
-    """An opaque cursor pointing just after `post` in (created_at desc, id desc) order."""
-    raw = json.dumps([post.created_at.isoformat(), post.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, post_id = json.loads(raw)
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None or not isinstance(post_id, str):
-            raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error):
-        raise InvalidInput(FieldError("cursor", "is not a cursor this API gave out")) from None
-    return when, post_id
-
-
 def list_posts(
     session: Session,
     tenant_id: str,
@@ -138,18 +118,7 @@ def list_posts(
     query = select(Post).where(Post.tenant_id == tenant_id)
     if status is not None:
         query = query.where(Post.status == status)
-    if cursor:
-        created_at, post_id = _decode_cursor(cursor)
-        query = query.where(
-            or_(
-                col(Post.created_at) < created_at,
-                and_(col(Post.created_at) == created_at, col(Post.id) < post_id),
-            )
-        )
-    query = query.order_by(col(Post.created_at).desc(), col(Post.id).desc()).limit(limit + 1)
-    posts = list(session.exec(query).all())
-    next_cursor = encode_cursor(posts[limit - 1]) if len(posts) > limit else None
-    return posts[:limit], next_cursor
+    return newest_first(session, query, Post, limit=limit, cursor=cursor)
 
 
 def describe(session: Session, posts: Sequence[Post]) -> list[PostOut]:

@@ -367,6 +367,15 @@ class PostOut(Out):
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None
+    brand_id: str | None = None
+    parts: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What a writer made: `hook`, `body` and `hashtags`, composed into `content`; "
+        "empty for posts written by hand.",
+    )
+    suggested_at: datetime | None = Field(
+        default=None, description="For a generated draft: when it is meant to go out."
+    )
     targets: list[TargetOut]
 
 
@@ -412,7 +421,7 @@ class QueueList(Out):
     data: list[QueueOut]
 
 
-class JobOut(Out):
+class QueueJobOut(Out):
     """One job in one state."""
 
     id: str = Field(description="The id retry-failed takes.")
@@ -444,7 +453,7 @@ class QueueDetailOut(QueueOut):
     """A queue's counts and one page of its jobs in one state."""
 
     state: QueueState
-    jobs: list[JobOut]
+    jobs: list[QueueJobOut]
     jobs_total: int = Field(description="How many jobs are in `state`.")
     offset: int
     limit: int

@@ -1,0 +1,1 @@
+"""The `analytics` worker service."""

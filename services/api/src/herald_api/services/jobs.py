@@ -1,0 +1,119 @@
+"""Starting jobs from the API and reading them back, scoped to the tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dramatiq.broker import Broker
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from herald_api.services.paging import newest_first
+from herald_common.contracts import Contract, send
+from herald_common.db import session_scope
+from herald_common.errors import (
+    FieldError,
+    InvalidInput,
+    NotFound,
+    UpstreamUnavailable,
+    field_errors,
+)
+from herald_common.jobs import contract_of, create_job, send_job
+from herald_common.models import Job, Tenant
+
+
+def start_job(
+    engine: Engine,
+    broker: Broker,
+    tenant_id: str,
+    contract: Contract,
+    prepare: Callable[[Session], Mapping[str, Any]],
+    *,
+    brand_id: str | None = None,
+    post_id: str | None = None,
+    total: int | None = None,
+) -> Job:
+    """Accept a job: `prepare` checks the request against the database (raising NotFound,
+    Conflict or InvalidInput before anything is written) and returns the message's payload;
+    the job is written in the same transaction, then sent after it commits.
+
+    With the broker away the job is still accepted (and the scheduler sends it later).
+    """
+    with session_scope(engine) as session:
+        payload = prepare(session)
+        job = create_job(
+            session, tenant_id, contract, payload, brand_id=brand_id, post_id=post_id, total=total
+        )
+    send_job(engine, broker, job)
+    return job
+
+
+def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """The tenant's job; NotFound for anyone else's."""
+    job = session.get(Job, job_id)
+    if job is None or job.tenant_id != tenant_id:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def list_jobs(
+    session: Session,
+    tenant_id: str,
+    *,
+    kind: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Job], str | None]:
+    """One page of the tenant's jobs, newest first."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    if status is not None:
+        query = query.where(Job.status == status)
+    return newest_first(session, query, Job, limit=limit, cursor=cursor)
+
+
+def enqueue_test_job(
+    engine: Engine, broker: Broker, job_name: str, payload: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Seed 003's test endpoints: one message of `job_name` with `payload` (which names its
+    tenant). Jobs that keep a record get one, as if a client had started them."""
+    contract = contract_of(job_name)
+    tenant_id = payload.get("tenant_id")
+    if not isinstance(tenant_id, str):
+        raise InvalidInput(FieldError("tenant_id", "is required"))
+    if "job_id" in contract.payload.model_fields:
+        with session_scope(engine) as session:
+            if session.get(Tenant, tenant_id) is None:
+                raise InvalidInput(FieldError("tenant_id", "no such tenant"))
+            fields = {k: v for k, v in payload.items() if k not in ("tenant_id", "job_id")}
+            job = create_job(session, tenant_id, contract, fields)
+        return _test_out(contract, _send(broker, contract, job.payload), job.id)
+    try:
+        checked = contract.payload.model_validate(payload, strict=False)
+    except ValidationError as exc:
+        raise InvalidInput(field_errors(exc)) from None
+    with session_scope(engine) as session:
+        if session.get(Tenant, tenant_id) is None:
+            raise InvalidInput(FieldError("tenant_id", "no such tenant"))
+    return _test_out(contract, _send(broker, contract, checked), None)
+
+
+def _send(broker: Broker, contract: Contract, payload: Any) -> str:
+    try:
+        return send(broker, contract, payload).message_id
+    except Exception as exc:
+        raise UpstreamUnavailable(f"the broker is unreachable ({type(exc).__name__})") from None
+
+
+def _test_out(contract: Contract, message_id: str, job_id: str | None) -> dict[str, Any]:
+    return {
+        "job_name": contract.job_name,
+        "queue": contract.queue,
+        "actor_name": contract.actor_name,
+        "message_id": message_id,
+        "job_id": job_id,
+    }
