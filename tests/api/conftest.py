@@ -16,7 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 from herald_api.app import create_app
-from herald_api.auth import create_tenant
+from herald_api.auth import create_tenant, issue_api_key
 from herald_common.broker import build_broker
 from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
@@ -99,6 +99,14 @@ def other_tenant(engine: Engine) -> Tenant:
 def client(app: falcon.App, tenant: Tenant) -> TestClient:
     """A client that sends the tenant's key on every request."""
     return TestClient(app, headers=tenant.headers)
+
+
+@pytest.fixture
+def admin(app: falcon.App, engine: Engine, tenant: Tenant) -> TestClient:
+    """A client with an admin key of the tenant (the /v1/admin/ routes)."""
+    with session_scope(engine) as session:
+        key = issue_api_key(session, tenant.id, name="ops", is_admin=True)
+    return TestClient(app, headers={"Authorization": f"Bearer {key}"})
 
 
 @pytest.fixture

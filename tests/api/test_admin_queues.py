@@ -16,22 +16,13 @@ from dramatiq.brokers.stub import StubBroker
 from falcon.testing import TestClient
 from prometheus_client import REGISTRY
 
-from herald_api.auth import issue_api_key
 from herald_common import ledger
-from herald_common.db import session_scope
-from herald_common.queues import SCHEDULER_ROLE, queue_names, queue_store
+from herald_common.queues import SCHEDULER_ROLE, queue_store
 from herald_common.timeutil import utcnow
 from herald_embedded.stack import wait_for
 from tests.conftest import add_account, add_post
 
 QUEUE = "content"
-
-
-@pytest.fixture
-def admin(app, engine, tenant) -> TestClient:
-    with session_scope(engine) as session:
-        key = issue_api_key(session, tenant.id, name="ops", is_admin=True)
-    return TestClient(app, headers={"Authorization": f"Bearer {key}"})
 
 
 class Jobs:
@@ -255,7 +246,7 @@ def test_job_pages_follow_offset_and_limit(admin, broker: StubBroker) -> None:
 
 def beat_everything(broker: StubBroker) -> None:
     store, now = queue_store(broker), time.time()
-    for role in (*queue_names(), SCHEDULER_ROLE):
+    for role in ("publish", "token-refresh", SCHEDULER_ROLE):
         store.beat(role, "host:1", now)
 
 
