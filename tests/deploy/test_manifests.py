@@ -12,7 +12,17 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from herald_common.contracts import CONTRACTS, PUBLISH, REFRESH_ACCOUNT, Contract
+from herald_common.contracts import (
+    CONTRACTS,
+    GENERATE_IMAGE,
+    GENERATE_MONTHLY,
+    NOTIFY_APPROVERS,
+    PUBLISH,
+    PULL_ANALYTICS,
+    REFRESH_ACCOUNT,
+    REGENERATE_POST,
+    Contract,
+)
 from herald_common.settings import Settings
 from tests.deploy.custom_resources import REDIS_TRIGGER_KEYS, SHAPES, shape_errors
 from tests.deploy.manifests import (
@@ -32,17 +42,25 @@ KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
 
 @dataclass(frozen=True)
 class Worker:
-    """A Dramatiq worker service: its command and the contract of the queue it consumes."""
+    """A Dramatiq worker service: its command and the contracts of the queues it consumes."""
 
     command: str
-    contract: Contract
+    contracts: tuple[Contract, ...]
+
+    @property
+    def queues(self) -> list[str]:
+        return list(dict.fromkeys(c.queue for c in self.contracts))
 
 
-# Every worker service deployed. A new one (content, approval, image, analytics) is a copy of
-# deploy/k8s/workers/publisher and a line here.
+# Every worker service deployed. A new one is a copy of deploy/k8s/workers/publisher and a
+# line here.
 WORKERS = {
-    "herald-publisher": Worker("herald-publisher", PUBLISH),
-    "herald-token-refresher": Worker("herald-token-refresher", REFRESH_ACCOUNT),
+    "herald-publisher": Worker("herald-publisher", (PUBLISH,)),
+    "herald-token-refresher": Worker("herald-token-refresher", (REFRESH_ACCOUNT,)),
+    "herald-content": Worker("herald-content", (GENERATE_MONTHLY, REGENERATE_POST)),
+    "herald-approval": Worker("herald-approval", (NOTIFY_APPROVERS,)),
+    "herald-image": Worker("herald-image", (GENERATE_IMAGE,)),
+    "herald-analytics": Worker("herald-analytics", (PULL_ANALYTICS,)),
 }
 SERVICES = {
     "herald-api": ["gunicorn", "-c", "python:herald_api.gunicorn_conf", "herald_api.app:get_app()"],
@@ -90,8 +108,12 @@ def test_every_worker_command_consumes_its_queue(monkeypatch: pytest.MonkeyPatch
         # When it starts
         main()
 
-    # I expect each to consume its contract's queue (the one its ScaledObject watches)
-    assert started == [(w.command, [w.contract.queue]) for w in WORKERS.values()]
+    # I expect each to consume its contracts' queues (those its ScaledObject watches)
+    assert started == [(w.command, w.queues) for w in WORKERS.values()]
+    # and every queue of the contracts to be consumed by one service
+    assert sorted(q for w in WORKERS.values() for q in w.queues) == sorted(
+        {c.queue for c in CONTRACTS}
+    )
 
 
 def test_builtin_resources_pass_strict_schema_validation(resources: list[Resource]) -> None:
@@ -179,9 +201,9 @@ def test_workers_scale_on_their_redis_lists(resources: list[Resource]) -> None:
         assert spec["minReplicaCount"] >= 1
         assert spec["maxReplicaCount"] >= spec["minReplicaCount"]
         # on the lists Dramatiq's Redis broker keeps: waiting and delayed
-        queue = worker.contract.queue
         lists = [trigger["metadata"]["listName"] for trigger in spec["triggers"]]
-        assert lists == [f"{namespace}:{queue}", f"{namespace}:{queue}.DQ"], name
+        expected = [f"{namespace}:{q}{suffix}" for q in worker.queues for suffix in ("", ".DQ")]
+        assert lists == expected, name
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         env = container_env(resources, container)
         for trigger in spec["triggers"]:
@@ -271,8 +293,7 @@ def test_metrics_directories_are_writable(resources: list[Resource]) -> None:
 def test_workers_get_time_to_finish_their_messages(resources: list[Resource]) -> None:
     deployments = of_kind(resources, "Deployment")
     for name, worker in WORKERS.items():
-        queue = worker.contract.queue
-        longest_ms = max(c.time_limit_ms for c in CONTRACTS if c.queue == queue)
+        longest_ms = max(c.time_limit_ms for c in worker.contracts)
         grace = deployments[name]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         # Dramatiq finishes the messages in hand on SIGTERM: up to the time limit, then stops
         assert grace >= longest_ms / 1000 + 30, name
@@ -285,8 +306,9 @@ def test_worker_threads_are_set_per_queue(resources: list[Resource]) -> None:
     for name, worker in WORKERS.items():
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
         env = container_env(resources, container)
-        variable = f"{worker.contract.queue.replace('-', '_')}_WORKER_CONCURRENCY".upper()
-        assert int(env[variable] or 0) >= 1, name
+        for queue in worker.queues:
+            variable = f"{queue.replace('-', '_')}_WORKER_CONCURRENCY".upper()
+            assert int(env[variable] or 0) >= 1, (name, queue)
 
 
 def test_the_api_probes_its_health_routes(resources: list[Resource]) -> None:
