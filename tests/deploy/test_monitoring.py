@@ -51,6 +51,9 @@ METRICS = {
     "herald_targets_failed_total": "counter",
     "herald_publish_lateness_seconds": "histogram",
     "herald_publish_attempts_total": "counter",
+    # content, image and analytics services (herald_common.jobs)
+    "herald_jobs_finished_total": "counter",
+    "herald_job_duration_seconds": "histogram",
     # token-refresher
     "herald_token_refreshes_total": "counter",
     "herald_accounts_needs_reauth_total": "counter",
@@ -252,7 +255,13 @@ def test_the_dashboard_is_importable() -> None:
         assert all(target["datasource"] == source for target in panel["targets"])
     # the rows the runbook refers to
     rows = [panel["title"] for panel in panels if panel["type"] == "row"]
-    assert rows == ["Overview", "Queues", "API", "Token refresh"]
+    assert rows == [
+        "Overview",
+        "Queues",
+        "API",
+        "Token refresh",
+        "Background jobs (content, images, analytics)",
+    ]
     # no two panels overlap on the grid
     cells: set[tuple[int, int]] = set()
     for panel in panels:

@@ -23,6 +23,7 @@ The life of a job:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ from herald_common.contracts import CONTRACTS, Contract, send
 from herald_common.db import session_scope
 from herald_common.errors import InvalidInput, field_errors
 from herald_common.logs import redact
+from herald_common.metrics import JOB_DURATION, JOBS_FINISHED
 from herald_common.models import Job, JobStatus
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
@@ -188,11 +190,13 @@ def run_job(
         log.info("job %s: not queued (a duplicate or stale message); nothing to do", job_id)
         return
     run = JobRun(engine, job.id, job.tenant_id, job.attempts, dict(job.payload), clock)
+    started = time.monotonic()
     try:
         result = work(run)
     except JobFailed as exc:
         log.warning("job %s (%s) failed: %s", job.id, job.kind, exc.reason)
         _finish(engine, job.id, JobStatus.FAILED, clock(), error=exc.reason)
+        _observe(job.kind, JobStatus.FAILED, started)
         return
     except Exception as exc:
         summary = redact(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
@@ -201,6 +205,7 @@ def run_job(
             log.exception("job %s (%s) failed on its last try", job.id, job.kind)
             reason = f"failed after {job.attempts} tries; the last error: {summary}"
             _finish(engine, job.id, JobStatus.FAILED, clock(), error=reason)
+            _observe(job.kind, JobStatus.FAILED, started)
             return
         log.warning("job %s (%s) try %d failed: %s", job.id, job.kind, job.attempts, summary)
         # Dramatiq's retry brings it back within max_backoff; the scheduler resends only after.
@@ -216,8 +221,16 @@ def run_job(
                     updated_at=clock(),
                 )
             )
+        JOB_DURATION.labels(job.kind).observe(time.monotonic() - started)
         raise
     _finish(engine, job.id, JobStatus.SUCCEEDED, clock(), result=dict(result or {}))
+    _observe(job.kind, JobStatus.SUCCEEDED, started)
+
+
+def _observe(kind: str, status: JobStatus, started: float) -> None:
+    """Count a run that ended (after its outcome committed)."""
+    JOBS_FINISHED.labels(kind, status.value).inc()
+    JOB_DURATION.labels(kind).observe(time.monotonic() - started)
 
 
 def _finish(

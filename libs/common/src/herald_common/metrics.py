@@ -8,6 +8,8 @@ Who records what:
 - the publisher (and the scheduler when it reconciles): targets published and failed, attempts,
   and the lateness of each publish;
 - the token-refresher: refreshes and accounts found needing re-auth;
+- the content, image and analytics services: jobs finished by kind and status, and how long
+  each run took;
 - the scheduler: what it reads every METRICS_INTERVAL_SECONDS (queue depth per state, the age
   of the oldest due target, targets and accounts by status, live workers) and its ticks.
 Dramatiq's own Prometheus middleware adds `dramatiq_*` in every worker service.
@@ -74,6 +76,19 @@ ACCOUNTS_NEEDING_REAUTH = Counter(
     "herald_accounts_needs_reauth_total",
     "Accounts that turned needs_reauth, by platform and by what found it (refresh, publish).",
     ["platform", "source"],
+)
+
+# --- background jobs (content, images, analytics pulls) --------------------------------------
+JOBS_FINISHED = Counter(
+    "herald_jobs_finished_total",
+    "Background jobs that ended, by kind (e.g. image.generate) and status (succeeded, failed).",
+    ["kind", "status"],
+)
+JOB_DURATION = Histogram(
+    "herald_job_duration_seconds",
+    "Duration of one run of a background job, by kind.",
+    ["kind"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
 
 # --- the API ----------------------------------------------------------------------------------
