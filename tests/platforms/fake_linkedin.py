@@ -141,6 +141,8 @@ class FakeLinkedIn(FakeServer):
         self.fail_processing = False
         #: The token may read the author's posts (r_member_social / r_organization_social).
         self.can_read = True
+        #: Likes and comments per post URN (see `engage`).
+        self.social: dict[str, dict[str, int]] = {}
         #: The next create posts, then answers 500 as if the answer were lost on the way.
         self.lose_next_create = False
         #: Duplicate refusals name the earlier post (LinkedIn's usual message) or not.
@@ -196,7 +198,52 @@ class FakeLinkedIn(FakeServer):
             return self._create(request)
         if method == "GET" and path == "/rest/posts":
             return self._find(request)
+        if method == "GET" and path.startswith("/rest/socialActions/"):
+            return self._social_actions(path.removeprefix("/rest/socialActions/"))
         return Reply(404, {"status": 404, "message": "Not Found"})
+
+    # -- social actions -------------------------------------------------------------------
+
+    def engage(self, urn: str, *, likes: int = 0, comments: int = 0, first_level: int = 0) -> None:
+        """People liked and commented on the post this often."""
+        self.social[urn] = {"likes": likes, "comments": comments, "first_level": first_level}
+
+    def _social_actions(self, encoded: str) -> Reply:
+        """A summary of the post's likes and comments; the URN must be URL-encoded."""
+        if ":" in encoded:
+            return Reply(400, bad_request("The URN in the path must be URL-encoded"))
+        urn = unquote(encoded)
+        if not self.can_read:
+            return Reply(
+                403,
+                {
+                    "status": 403,
+                    "serviceErrorCode": 100,
+                    "code": "ACCESS_DENIED",
+                    "message": "Not enough permissions to access: socialActions.GET.20260501",
+                },
+            )
+        if urn not in self.posts:
+            return Reply(404, {"status": 404, "code": "NOT_FOUND", "message": f"{urn} not found"})
+        counts = self.social.get(urn, {"likes": 0, "comments": 0, "first_level": 0})
+        return Reply(
+            200,
+            {
+                "$URN": urn,
+                "target": urn,
+                "likesSummary": {
+                    "likedByCurrentUser": False,
+                    "totalLikes": counts["likes"],
+                    "aggregatedTotalLikes": counts["likes"],
+                    "selectedLikes": [],
+                },
+                "commentsSummary": {
+                    "totalFirstLevelComments": counts["first_level"],
+                    "aggregatedTotalComments": counts["comments"],
+                    "selectedComments": [],
+                },
+            },
+        )
 
     # -- images ---------------------------------------------------------------------------
 

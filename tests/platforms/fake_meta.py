@@ -110,6 +110,37 @@ def graph_error(
     return Reply(status, {"error": error}, dict(headers or {}))
 
 
+def insights_reply(object_id: str, values: dict[str, int], metrics: list[str]) -> Reply:
+    """An /insights answer: one lifetime entry per metric asked for."""
+    return Reply(
+        200,
+        {
+            "data": [
+                {
+                    "name": name,
+                    "period": "lifetime",
+                    "values": [{"value": values.get(name, 0)}],
+                    "title": name.replace("_", " ").title(),
+                    "description": f"The {name} of the object.",
+                    "id": f"{object_id}/insights/{name}/lifetime",
+                }
+                for name in metrics
+            ]
+        },
+    )
+
+
+def invalid_metric(name: str, valid: frozenset[str]) -> Reply:
+    """Graph's refusal of a metric it does not have (or no longer has)."""
+    return graph_error(
+        100,
+        f"(#100) metric[0] must be one of the following values: {', '.join(sorted(valid))}"
+        if name
+        else "(#100) The value must be a valid insights metric",
+        type="OAuthException",
+    )
+
+
 def _fields(obj: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
     wanted = ["id", *params.get("fields", "id").split(",")]
     return {k: obj[k] for k in wanted if obj.get(k) is not None}
@@ -523,6 +554,10 @@ class FakeFacebook(FakeGraph):
         self.reject_duplicates = True
         #: Reads of /published_posts that do not show the newest post yet.
         self.listing_lag = 0
+        #: What people did with each post (reactions, comments, shares) and its views.
+        self.engagement: dict[str, dict[str, int]] = {}
+        #: The answer to /{post-id}/insights when the token may not read insights.
+        self.insights_refused: Reply | None = None
 
     def route(self, method: str, path: list[str], params: dict[str, str]) -> Reply | None:
         if len(path) == 2 and path[0] == self.page_id:
@@ -536,17 +571,57 @@ class FakeFacebook(FakeGraph):
             if method == "GET" and edge == "published_posts":
                 return self._published(params)
             return None
+        if len(path) == 2 and path[1] == "insights" and path[0] in self.posts and method == "GET":
+            return self._insights(path[0], params)
         if len(path) == 1 and method == "GET":
             object_id = path[0]
             if object_id in self.posts:
                 post = self.posts[object_id]
-                return Reply(200, {"id": object_id, "permalink_url": post["permalink_url"]})
+                answer = {"id": object_id, "permalink_url": post["permalink_url"]}
+                answer.update(self._counts(object_id, params.get("fields", "")))
+                return Reply(200, answer)
             if object_id in self.videos:
                 return Reply(
                     200,
                     {"id": object_id, "permalink_url": f"/{self.page_id}/videos/{object_id}/"},
                 )
         return None
+
+    def engage(self, post_id: str, **counts: int) -> None:
+        """People engaged with the post: reactions, comments, shares, and its views
+        (post_media_view)."""
+        self.engagement.setdefault(post_id, {}).update(counts)
+
+    def _counts(self, post_id: str, fields: str) -> dict[str, Any]:
+        """The edges' summaries and `shares` as Graph gives them for these fields (`shares` is
+        left out of a post nobody shared)."""
+        counts = self.engagement.get(post_id, {})
+        answer: dict[str, Any] = {}
+        for field in fields.split(","):
+            edge = field.split(".", 1)[0]
+            if edge in ("reactions", "comments") and "summary(total_count)" in field:
+                answer[edge] = {"data": [], "summary": {"total_count": counts.get(edge, 0)}}
+            elif field == "shares" and counts.get("shares"):
+                answer["shares"] = {"count": counts["shares"]}
+        return answer
+
+    def _insights(self, post_id: str, params: dict[str, str]) -> Reply:
+        if self.insights_refused is not None:
+            return self.insights_refused
+        metrics = [m for m in params.get("metric", "").split(",") if m]
+        valid = frozenset({"post_media_view", "post_total_media_view_unique", "post_clicks"})
+        for name in metrics:
+            if name not in valid:  # post_impressions went on November 15, 2025
+                return invalid_metric("", valid)
+        if not metrics:
+            return graph_error(
+                100,
+                "No metric was specified to be fetched. Please specify one or more metrics to "
+                "be fetched and try again.",
+                subcode=1504028,
+            )
+        counts = self.engagement.get(post_id, {})
+        return insights_reply(post_id, {"post_media_view": counts.get("views", 0)}, metrics)
 
     def _new_post(self, message: str | None, **extra: Any) -> dict[str, Any]:
         post_id = f"{self.page_id}_{self.new_id()}"
@@ -662,6 +737,13 @@ class FakeContainers(FakeGraph):
         self.quota_used_elsewhere = 0
         #: Status reads of a just-published container that still answer FINISHED.
         self.status_lag = 0
+        #: Insight values per media id (see `engage`).
+        self.insights: dict[str, dict[str, int]] = {}
+        #: The answer to /{media-id}/insights when it is refused (a permission, an album).
+        self.insights_refused: Reply | None = None
+
+    #: The media insights metrics the platform has.
+    insight_metrics: frozenset[str] = frozenset()
 
     # -- what the subclasses answer differently ------------------------------------------
 
@@ -716,6 +798,8 @@ class FakeContainers(FakeGraph):
             if method == "GET" and edge == self.list_edge:
                 return self._list(params)
             return None
+        if len(path) == 2 and path[1] == "insights" and path[0] in self.media and method == "GET":
+            return self._media_insights(path[0], params)
         if len(path) == 1 and method == "GET":
             if path[0] in self.containers:
                 return self._status(path[0])
@@ -724,6 +808,20 @@ class FakeContainers(FakeGraph):
                 fields = params.get("fields", "id").split(",")
                 return Reply(200, {k: media[k] for k in ["id", *fields] if k in media})
         return None
+
+    def engage(self, media_id: str, fields: dict[str, int] | None = None, **insights: int) -> None:
+        """The media's own counts (`fields`, e.g. like_count) and its insight values."""
+        self.media[media_id].update(fields or {})
+        self.insights.setdefault(media_id, {}).update(insights)
+
+    def _media_insights(self, media_id: str, params: dict[str, str]) -> Reply:
+        if self.insights_refused is not None:
+            return self.insights_refused
+        metrics = [m for m in params.get("metric", "").split(",") if m]
+        for name in metrics:
+            if name not in self.insight_metrics:
+                return invalid_metric(name, self.insight_metrics)
+        return insights_reply(media_id, self.insights.get(media_id, {}), metrics)
 
     def _create(self, params: dict[str, str]) -> Reply:
         refused = self.check_container(params)
@@ -836,6 +934,10 @@ class FakeInstagram(FakeContainers):
     status_field = "status_code"
     detail_field = "status"
     text_field = "caption"
+    # The IG Media Insights reference's metrics; `impressions` went on April 21, 2025.
+    insight_metrics = frozenset(
+        {"views", "reach", "saved", "shares", "likes", "comments", "total_interactions"}
+    )
 
     def __init__(self, *, ig_user_id: str = "17841400000000001", **kwargs: Any) -> None:
         super().__init__(version="v25.0", quota_total=100, **kwargs)
@@ -919,6 +1021,7 @@ class FakeThreads(FakeContainers):
     status_field = "status"
     detail_field = "error_message"
     text_field = "text"
+    insight_metrics = frozenset({"views", "likes", "replies", "reposts", "quotes", "shares"})
 
     def __init__(self, *, threads_user_id: str = "8800000000000001", **kwargs: Any) -> None:
         super().__init__(version="v1.0", quota_total=250, **kwargs)

@@ -20,6 +20,7 @@ CREATOR_INFO = "/v2/post/publish/creator_info/query/"
 VIDEO_INIT = "/v2/post/publish/video/init/"
 CONTENT_INIT = "/v2/post/publish/content/init/"
 STATUS = "/v2/post/publish/status/fetch/"
+VIDEO_QUERY = "/v2/video/query/"
 USER_INFO = "/v2/user/info/"
 PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "FOLLOWER_OF_CREATOR", "SELF_ONLY")
 
@@ -73,6 +74,10 @@ class FakeTikTok(FakeServer):
         self.daily_cap: int | None = None
         #: Whether the app passed TikTok's audit (unaudited: SELF_ONLY only).
         self.audited = True
+        #: Whether the token bears the video.list scope (Query Videos).
+        self.video_list = True
+        #: Counts per video id (see `engage`).
+        self.video_counts: dict[str, dict[str, int]] = {}
         self._ids = itertools.count(7_300_000_000_000_000_001)
         self._logs = itertools.count(1)
         #: The user behind the token, as GET /v2/user/info/ gives it (the fields asked for).
@@ -112,7 +117,46 @@ class FakeTikTok(FakeServer):
             return self._init(request)
         if request.path == STATUS:
             return self._status(request)
+        if request.path == VIDEO_QUERY:
+            return self._query_videos(request)
         return self.reply(404, "invalid_params", "Not found")
+
+    def engage(self, video_id: str | int, **counts: int) -> None:
+        """The video's counts: like_count, comment_count, share_count, view_count."""
+        self.video_counts.setdefault(str(video_id), {}).update(counts)
+
+    def delete(self, video_id: str | int) -> None:
+        """The creator deleted the video in the app."""
+        for publish in self.publishes.values():
+            if str(publish["post_id"]) == str(video_id):
+                publish["deleted"] = True
+
+    def _query_videos(self, request: Recorded) -> Reply:
+        """Query Videos: the creator's videos among `filters.video_ids` (at most 20), with
+        the fields asked for in the query string; needs the video.list scope."""
+        if not self.video_list:
+            return self.reply(
+                401,
+                "scope_not_authorized",
+                "The user did not authorize the scope required for completing this request.",
+            )
+        fields = [f for f in request.query.get("fields", [""])[0].split(",") if f]
+        known = {"id", "like_count", "comment_count", "share_count", "view_count", "title"}
+        if not fields or not set(fields) <= known:
+            return self.reply(400, "invalid_params", "fields is invalid")
+        video_ids = ((request.json() or {}).get("filters") or {}).get("video_ids") or []
+        if not video_ids or len(video_ids) > 20:
+            return self.reply(400, "invalid_params", "video_ids must have 1 to 20 ids")
+        mine = {str(p["post_id"]) for p in self.posts if not p.get("deleted")}
+        videos = []
+        for video_id in video_ids:
+            if str(video_id) not in mine:
+                continue
+            counts = {"like_count": 0, "comment_count": 0, "share_count": 0, "view_count": 0}
+            counts.update(self.video_counts.get(str(video_id), {}))
+            video = {"id": str(video_id), "title": "", **counts}
+            videos.append({k: v for k, v in video.items() if k in fields})
+        return self.reply(200, data={"videos": videos, "cursor": 0, "has_more": False})
 
     def _check_auth(self, request: Recorded) -> Reply | None:
         header = request.headers.get("authorization", "")

@@ -137,6 +137,8 @@ class FakeX(FakeServer):
         self.clock: Callable[[], float] = time.time
         self.reset_at = int(time.time()) + 900
         self.day_reset_at = int(time.time()) + 86_400
+        #: public_metrics per post id (see `engage`).
+        self.metrics: dict[str, dict[str, int]] = {}
         self._ids = itertools.count(1_850_000_000_000_000_000)
         self._slugs = itertools.count(1)
         #: The OAuth 2.0 authorization server (/i/oauth2/authorize, /2/oauth2/token), once one
@@ -179,6 +181,9 @@ class FakeX(FakeServer):
             )
         if method == "POST" and path == "/2/media/metadata":
             return self._metadata(request)
+        match = re.fullmatch(r"/2/tweets/([0-9]+)", path)
+        if method == "GET" and match:
+            return self._lookup(match.group(1), request)
         return Reply(
             404, {"title": "Not Found Error", "detail": "Not Found", "type": "about:blank"}
         )
@@ -242,6 +247,49 @@ class FakeX(FakeServer):
             {"data": {"id": post_id, "text": text, "edit_history_tweet_ids": [post_id]}},
             self._limit_headers(),
         )
+
+    def engage(self, post_id: str, **counts: int) -> None:
+        """People engaged with the post: like_count, retweet_count, reply_count, quote_count,
+        bookmark_count, impression_count (public_metrics' names)."""
+        self.metrics.setdefault(post_id, {}).update(counts)
+
+    def _lookup(self, post_id: str, request: Recorded) -> Reply:
+        """GET /2/tweets/:id: a deleted (or unknown) post is HTTP 200 with only `errors`."""
+        post = self.posts.get(post_id)
+        if post is None:
+            return Reply(
+                200,
+                {
+                    "errors": [
+                        {
+                            "value": post_id,
+                            "detail": f"Could not find tweet with id: [{post_id}].",
+                            "title": "Not Found Error",
+                            "resource_type": "tweet",
+                            "parameter": "id",
+                            "resource_id": post_id,
+                            "type": "https://api.twitter.com/2/problems/resource-not-found",
+                        }
+                    ]
+                },
+            )
+        data: dict[str, Any] = {
+            "id": post_id,
+            "text": post["text"],
+            "edit_history_tweet_ids": [post_id],
+        }
+        fields = request.query.get("tweet.fields", [""])[0].split(",")
+        if "public_metrics" in fields:
+            data["public_metrics"] = {
+                "retweet_count": 0,
+                "reply_count": 0,
+                "like_count": 0,
+                "quote_count": 0,
+                "bookmark_count": 0,
+                "impression_count": 0,
+                **self.metrics.get(post_id, {}),
+            }
+        return Reply(200, {"data": data})
 
     def add_post(self, text: str, created_at: float) -> str:
         """A post made elsewhere (by hand on x.com) at `created_at`, which the API never saw."""

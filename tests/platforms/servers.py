@@ -190,6 +190,9 @@ class FakeMastodon(FakeServer):
         self.revoked: set[str] = set()
         #: The account may not sign in (suspended, unconfirmed): 403.
         self.login_disabled = False
+        #: A server of Mastodon 4.5 or later counts quotes (Status.quotes_count); older ones
+        #: leave the attribute out.
+        self.counts_quotes = True
         self._ids = itertools.count(1000)
 
     def revoke(self, token: str | None = None) -> None:
@@ -213,6 +216,11 @@ class FakeMastodon(FakeServer):
             return self._get_media(path.rsplit("/", 1)[-1])
         if method == "GET" and path == "/api/v1/accounts/verify_credentials":
             return Reply(200, self.account)
+        if method == "GET" and path.startswith("/api/v1/statuses/"):
+            status = self.statuses.get(path.rsplit("/", 1)[-1])
+            if status is None:
+                return Reply(404, {"error": "Record not found"})
+            return Reply(200, self._shown(status))
         if method == "GET" and path == f"/api/v1/accounts/{self.account['id']}/statuses":
             limit = int(request.query.get("limit", ["20"])[0])
             newest = sorted(self.statuses.values(), key=lambda s: int(s["id"]), reverse=True)
@@ -255,12 +263,38 @@ class FakeMastodon(FakeServer):
             "language": form.get("language", [None])[0],
             "media_attachments": [self.media[m] for m in media_ids],
             "account": self.account,
+            "replies_count": 0,
+            "reblogs_count": 0,
+            "favourites_count": 0,
+            "quotes_count": 0,
         }
         self.statuses[status_id] = status
         if key:
             # Mastodon stores the key after creating the status, for 3,600 s.
             self.idempotency[(self.account["id"], key)] = status_id
-        return Reply(200, status)
+        return Reply(200, self._shown(status))
+
+    def _shown(self, status: dict[str, Any]) -> dict[str, Any]:
+        if self.counts_quotes:
+            return status
+        return {k: v for k, v in status.items() if k != "quotes_count"}
+
+    def engage(
+        self,
+        status_id: str,
+        *,
+        favourites: int = 0,
+        reblogs: int = 0,
+        replies: int = 0,
+        quotes: int = 0,
+    ) -> None:
+        """People favourited, boosted, replied to and quoted the status this often."""
+        self.statuses[status_id].update(
+            favourites_count=favourites,
+            reblogs_count=reblogs,
+            replies_count=replies,
+            quotes_count=quotes,
+        )
 
     def _upload(self, request: Recorded) -> Reply:
         if b'name="file"' not in request.body:
@@ -323,6 +357,8 @@ class FakePDS(FakeServer):
         self.takedown = False
         #: Refresh tokens revoked with their app password: 400 "Token has been revoked".
         self.revoked_refresh: set[str] = set()
+        #: What the AppView counts per post URI (see `engage`).
+        self.counts: dict[str, dict[str, int]] = {}
 
     def revoke_app_password(self) -> None:
         """The person revoked the app password: its sessions end and it no longer signs in."""
@@ -426,6 +462,8 @@ class FakePDS(FakeServer):
             )
         if method == "com.atproto.repo.createRecord":
             return self._create_record(request)
+        if method == "app.bsky.feed.getPosts":
+            return self._get_posts(request)
         return Reply(501, {"error": "MethodNotImplemented", "message": "Method Not Implemented"})
 
     def _check_auth(self, request: Recorded) -> Reply | None:
@@ -471,6 +509,41 @@ class FakePDS(FakeServer):
                 "validationStatus": "valid",
             },
         )
+
+    def engage(self, uri: str, **counts: int) -> None:
+        """The AppView counts this for the post: likeCount, repostCount, replyCount,
+        quoteCount, bookmarkCount."""
+        self.counts.setdefault(uri, {}).update(counts)
+
+    def _get_posts(self, request: Recorded) -> Reply:
+        """app.bsky.feed.getPosts, as the PDS proxies it to the AppView: a postView per URI it
+        knows (deleted posts are left out), at most 25 URIs."""
+        uris = request.query.get("uris", [])
+        if not uris or len(uris) > 25:
+            return Reply(400, {"error": "InvalidRequest", "message": "uris must have 1 to 25"})
+        by_uri = {r["uri"]: r for r in self.records.values()}
+        posts = []
+        for uri in uris:
+            record = by_uri.get(uri)
+            if record is None:
+                continue
+            counts = {"likeCount": 0, "repostCount": 0, "replyCount": 0, "quoteCount": 0}
+            posts.append(
+                {
+                    "uri": uri,
+                    "cid": record["cid"],
+                    "author": {"did": self.did, "handle": self.handle},
+                    "record": record["value"],
+                    "indexedAt": "2026-05-01T10:00:00.000Z",
+                    **counts,
+                    **self.counts.get(uri, {}),
+                }
+            )
+        return Reply(200, {"posts": posts})
+
+    def delete_post(self, uri: str) -> None:
+        """The person deleted the post."""
+        self.records = {k: r for k, r in self.records.items() if r["uri"] != uri}
 
     def _get_record(self, request: Recorded) -> Reply:
         repo = request.query.get("repo", [""])[0]

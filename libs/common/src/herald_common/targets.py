@@ -18,6 +18,7 @@ from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from herald_common.analytics import first_pull_at
 from herald_common.db import session_scope
 from herald_common.errors import HeraldError, TransientError
 from herald_common.metrics import observe_settled
@@ -170,6 +171,8 @@ def record_outcome(
         values["platform_post_id"] = outcome.result.platform_post_id
         values["platform_url"] = outcome.result.url
         values["published_at"] = now
+        # Its metrics are pulled from the first analytics slot on (herald_common.analytics).
+        values["metrics_due_at"] = first_pull_at(now)
     if not move_target(session, target_id, TargetStatus.PUBLISHING, claimed_version, **values):
         return False
     if attempt_id is not None:

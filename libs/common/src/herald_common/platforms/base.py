@@ -5,9 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from herald_common.errors import PermanentError
 
 
 class TokenCredentials(BaseModel):
@@ -100,6 +103,37 @@ class Pace:
     window_seconds: int
 
 
+@dataclass(frozen=True)
+class MetricsRequest:
+    """One published post whose metrics are asked for: the account (with its secrets) and what
+    the publish left (the platform's id and URL, and the checkpoint of a multi-step publish).
+
+    `now` is when the pull happens; the sandbox simulates growth up to it, real platforms
+    answer with what they count now.
+    """
+
+    account: AccountRef
+    platform_post_id: str
+    url: str | None = None
+    published_at: datetime | None = None
+    checkpoint: Mapping[str, Any] = field(default_factory=dict)
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PostMetrics:
+    """What a platform counts for one post. A metric the platform does not give is None, never
+    0; anything else it gives (saves, reach, bookmarks…) is in `extra` under its own name."""
+
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    quotes: int | None = None
+    views: int | None = None
+    impressions: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
 class LookupUnsupported(Exception):
     """Raised when a platform gives no way to find an earlier publish by its key."""
 
@@ -143,3 +177,12 @@ class Platform(ABC):
         Raises LookupUnsupported where the platform gives no such way.
         """
         raise LookupUnsupported(self.name)
+
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        """What the platform counts for a published post now.
+
+        Raises TransientError (RateLimited on a 429), NeedsAuth, or PermanentError — also when
+        the post is gone (deleted, 404) or the platform gives no metrics, so that nobody asks
+        again for it.
+        """
+        raise PermanentError(f"{self.name}: gives no metrics Herald can read")

@@ -50,6 +50,12 @@ What the documentation says, and how it is used
   app.bsky.embed.images at most 4 images, `alt` required, each blob at most 1,000,000 bytes.
 * Rate limits: 429 with RateLimit-Limit/-Remaining/-Reset/-Policy headers (IETF draft);
   `retry_after` comes from Retry-After, else RateLimit-Reset (epoch seconds on Bluesky's PDS).
+* Metrics: app.bsky.feed.getPosts?uris=<at-uri> (lexicon app.bsky.feed.getPosts, at most 25
+  URIs; each app.bsky.feed.defs#postView carries `likeCount`, `repostCount`, `replyCount`,
+  `quoteCount`, and `bookmarkCount` on newer AppViews) → likes, reposts, replies, quotes
+  (bookmarks in `extra`). It is an AppView query: asked of the account's PDS with its session,
+  which proxies app.bsky.* calls to the AppView. A post the AppView no longer has (deleted) is
+  left out of `posts`: a PermanentError. Bluesky counts no views.
 
 What the documentation leaves unclear
 -------------------------------------
@@ -77,15 +83,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from herald_common.errors import NeedsAuth, PermanentError, PlatformError
 from herald_common.platforms.base import (
     AccountRef,
+    MetricsRequest,
     Pace,
     Platform,
+    PostMetrics,
     PublishRequest,
     PublishResult,
     Violation,
 )
 from herald_common.platforms.http import (
+    as_count,
     error_code,
     grapheme_length,
+    json_object,
     media_bytes,
     status_error,
     transport_error,
@@ -393,6 +403,32 @@ class BlueskyPlatform(Platform):
             platform_post_id=uri,
             url=f"https://bsky.app/profile/{account.handle}/post/{rkey}",
             http_status=response.status_code,
+        )
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        uri = request.platform_post_id
+        if not uri.startswith("at://"):
+            raise PermanentError(f"bluesky: {uri!r} is not a post's at:// URI")
+        response, _ = self._xrpc(
+            request.account, "GET", "app.bsky.feed.getPosts", params={"uris": uri}
+        )
+        if response.status_code != 200:
+            raise self._error(response)
+        posts = json_object(self.name, response).get("posts")
+        view = next(
+            (p for p in posts or () if isinstance(p, Mapping) and p.get("uri") == uri), None
+        )
+        if view is None:
+            raise PermanentError(f"bluesky: post {uri} is gone (deleted, or hidden)")
+        bookmarks = as_count(view.get("bookmarkCount"))
+        return PostMetrics(
+            likes=as_count(view.get("likeCount")),
+            reposts=as_count(view.get("repostCount")),
+            replies=as_count(view.get("replyCount")),
+            quotes=as_count(view.get("quoteCount")),
+            extra={"bookmarks": bookmarks} if bookmarks is not None else {},
         )
 
     # -- sessions ---------------------------------------------------------------------------

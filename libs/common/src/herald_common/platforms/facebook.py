@@ -28,6 +28,16 @@ What the documentation says, and how it is used
   post in the way is an older one, not this target's).
 * Rate limits: Page-token requests are under Business Use Case limits; there is no documented
   per-Page posting quota, so `pacing` is empty.
+* Metrics: `GET /{post-id}?fields=reactions.summary(total_count).limit(0),
+  comments.summary(total_count).limit(0),shares` (pages_read_engagement;
+  https://developers.facebook.com/docs/graph-api/reference/post) → reactions (every kind, not
+  only likes) → likes, comments → replies, `shares.count` → reposts (Graph leaves `shares` out
+  of a post nobody shared: 0 then, since it was asked for). Views from `GET /{post-id}/insights
+  ?metric=post_media_view` (read_insights): the Pages changelog deprecated post_impressions on
+  November 15, 2025 for all versions, "Alternative: post_media_view", Meta's "views"; so
+  impressions stay None. An insights call refused for a permission (or for the metric) keeps
+  the other counts and logs why. A deleted post answers code 100/33 ("does not exist"): a
+  PermanentError.
 
 Repeats and crashes (Graph has no idempotency key)
 --------------------------------------------------
@@ -79,16 +89,25 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from herald_common.errors import OutcomeUnknown, PermanentError, PlatformError, TransientError
+from herald_common.errors import (
+    NeedsAuth,
+    OutcomeUnknown,
+    PermanentError,
+    PlatformError,
+    TransientError,
+)
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
+    MetricsRequest,
     Platform,
+    PostMetrics,
     PublishRequest,
     PublishResult,
     TokenCredentials,
     Violation,
 )
+from herald_common.platforms.http import as_count
 from herald_common.platforms.meta import (
     CLOCK_SLACK_SECONDS,
     GRAPH_API_VERSION,
@@ -97,7 +116,9 @@ from herald_common.platforms.meta import (
     account_settings,
     comparable,
     error_details,
+    insights_values,
     media_kind,
+    metrics_failure,
     parse_time,
     public_url,
     settings_violations,
@@ -107,6 +128,10 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 63_206
 DUPLICATE_POST = 506
+#: A post's counts without its reactions and comments themselves (limit 0).
+METRIC_FIELDS = (
+    "reactions.summary(total_count).limit(0),comments.summary(total_count).limit(0),shares"
+)
 
 _URL = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
 _URL_TRAILING = ".,:;!?'\")]}"
@@ -380,8 +405,38 @@ class FacebookPlatform(Platform):
         permalink = item.get("permalink_url")
         return PublishResult(str(item["id"]), url=str(permalink) if permalink else None)
 
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        graph = self._session(request.account)
+        post_id = request.platform_post_id
+        try:
+            body = graph.get(post_id, fields=METRIC_FIELDS)
+        except PlatformError as exc:
+            raise metrics_failure(self.name, exc, "the post's reactions and comments") from exc
+        shares = body.get("shares")
+        views = None
+        try:
+            insights = graph.get(f"{post_id}/insights", metric="post_media_view")
+        except (PermanentError, NeedsAuth) as exc:
+            log.info("facebook: no views for post %s: %s", post_id, exc.message)
+        else:
+            views = insights_values(insights).get("post_media_view")
+        return PostMetrics(
+            likes=_summary_count(body.get("reactions")),
+            replies=_summary_count(body.get("comments")),
+            reposts=as_count(shares.get("count")) if isinstance(shares, Mapping) else 0,
+            views=views,
+        )
+
     def _session(self, account: AccountRef) -> GraphSession:
         return GraphSession(self._client, self.name, self._base, access_token(self.name, account))
+
+
+def _summary_count(edge: Any) -> int | None:
+    """`summary.total_count` of an edge asked for with .summary(total_count)."""
+    summary = edge.get("summary") if isinstance(edge, Mapping) else None
+    return as_count(summary.get("total_count")) if isinstance(summary, Mapping) else None
 
 
 def _is_video(request: PublishRequest) -> bool:

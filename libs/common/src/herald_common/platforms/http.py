@@ -162,6 +162,37 @@ def status_error(
     return PermanentError(message, http_status=status)
 
 
+def as_count(value: Any) -> int | None:
+    """A platform's count as an int; None when it gave none (absent, null, or not a count).
+
+    Metrics keep "not given" apart from 0, so nothing here turns a missing value into 0.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def json_object(platform: str, response: httpx.Response) -> dict[str, Any]:
+    """A successful response's JSON object; a TransientError when it is not one (a read that
+    a gateway answered with something else is worth asking again)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise TransientError(
+            f"{platform}: an unreadable answer (HTTP {response.status_code})",
+            http_status=response.status_code,
+        )
+    return body
+
+
 #: The largest file fetched for an upload (X takes videos up to 512 MB).
 MAX_MEDIA_BYTES = 512 * 1024 * 1024
 

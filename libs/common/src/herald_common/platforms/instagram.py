@@ -47,6 +47,17 @@ What the documentation says, and how it is used
   builder not found" right after creation (transient); others are permanent with Instagram's
   message. Token and rate-limit errors as in meta.py.
 
+Metrics
+-------
+`GET /{ig-media-id}?fields=like_count,comments_count` (IG Media reference; `like_count` is left
+out when the owner hides like counts: None then) → likes, replies; then `GET
+/{ig-media-id}/insights?metric=views,reach,saved,shares` (instagram_manage_insights; IG Media
+Insights reference) → views, and reach, saved and shares in `extra`. The reference deprecated
+`impressions` (and `plays`, `video_views`) in v22.0 and for every version on April 21, 2025:
+"views" replaced them, so impressions stay None. Insights are refused for some media (album
+children, "(#10) Not enough viewers for the media to show insights", a permission not
+granted): the like and comment counts are kept and the reason logged.
+
 lookup
 ------
 Only reads: the saved media id, else the saved container's status (PUBLISHED → found, the media
@@ -67,29 +78,38 @@ What the documentation leaves unclear
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from herald_common.errors import NeedsAuth, PermanentError, PlatformError
 from herald_common.platforms.base import (
     AccountRef,
+    MetricsRequest,
     Pace,
+    PostMetrics,
     PublishRequest,
     TokenCredentials,
     Violation,
 )
+from herald_common.platforms.http import as_count
 from herald_common.platforms.meta import (
     GRAPH_API_VERSION,
     ContainerPlatform,
     ContainerSpec,
     account_settings,
+    insights_values,
     media_kind,
     media_mime,
+    metrics_failure,
     public_url,
     settings_violations,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_CAPTION = 2200
 MAX_HASHTAGS = 30
@@ -97,6 +117,8 @@ MAX_MENTIONS = 20
 MAX_CAROUSEL = 10
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 QUOTA_PER_DAY = 100
+#: Media insights read for metrics ("views" replaced "impressions" in 2025).
+INSIGHT_METRICS = ("views", "reach", "saved", "shares")
 
 _HASHTAG = re.compile(r"(?<![\w&])#\w+")
 _MENTION = re.compile(r"(?<![\w@])@[A-Za-z0-9._]+")
@@ -221,6 +243,29 @@ class InstagramPlatform(ContainerPlatform):
         if request.text:
             parent["caption"] = request.text
         return ContainerSpec(children=children, parent=parent)
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        graph, _ = self._session(request.account)
+        media_id = request.platform_post_id
+        try:
+            media = graph.get(media_id, fields="like_count,comments_count")
+        except PlatformError as exc:
+            raise metrics_failure(self.name, exc, "the media's counts") from exc
+        insights: dict[str, int] = {}
+        try:
+            insights = insights_values(
+                graph.get(f"{media_id}/insights", metric=",".join(INSIGHT_METRICS))
+            )
+        except (PermanentError, NeedsAuth) as exc:
+            log.info("instagram: no insights for media %s: %s", media_id, exc.message)
+        return PostMetrics(
+            likes=as_count(media.get("like_count")),
+            replies=as_count(media.get("comments_count")),
+            views=insights.get("views"),
+            extra={k: insights[k] for k in INSIGHT_METRICS if k != "views" and k in insights},
+        )
 
 
 def _url(item: Mapping[str, Any]) -> str:

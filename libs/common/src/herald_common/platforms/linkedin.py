@@ -79,6 +79,20 @@ duplicate check holds); several → LookupUnsupported. Reading members' posts ne
 restricted r_member_social permission: a 403 → LookupUnsupported, so the target is left for a
 person.
 
+Metrics
+-------
+GET /rest/socialActions/{post URN, URL-encoded} ("Retrieve a Summary of Social Actions",
+https://learn.microsoft.com/en-us/linkedin/marketing/community-management/shares/
+network-update-social-actions) → `likesSummary.totalLikes` → likes and
+`commentsSummary.aggregatedTotalComments` → replies (`totalFirstLevelComments` in `extra`).
+Reading them needs r_organization_social for a page's posts (a member with the ADMINISTRATOR or
+DIRECT_SPONSORED_CONTENT_POSTER role) or r_member_social for a member's, which LinkedIn grants
+"to select developers only"; w_member_social, which publishing needs, allows no reads. A 403
+is therefore a PermanentError naming the missing permission (a refresh cannot add it), and a
+404 (the post was deleted) one too. Reposts, views and impressions stay None: they come from
+organizationalEntityShareStatistics (pages, r_organization_social) and
+memberCreatorPostAnalytics (r_member_postAnalytics), which this adapter does not read.
+
 What the documentation leaves unclear
 -------------------------------------
 * Whether the 3,000 limit counts the text before or after escaping, and in which unit:
@@ -116,7 +130,9 @@ from herald_common.errors import (
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
+    MetricsRequest,
     Platform,
+    PostMetrics,
     PublishRequest,
     PublishResult,
     TokenCredentials,
@@ -124,6 +140,8 @@ from herald_common.platforms.base import (
 )
 from herald_common.platforms.http import (
     RETRYABLE_STATUSES,
+    as_count,
+    json_object,
     media_bytes,
     media_mime,
     retry_after_seconds,
@@ -142,6 +160,7 @@ _HASHTAG = re.compile(r"(?:(?<=\s)|^)#([^\W_]+)")
 _HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\?[#＃]\|([^}]*)\}")
 _UNESCAPE = re.compile(r"\\([\\|{}@\[\]()<>#*_~])")
 _DUPLICATE_URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
+_POST_URN = re.compile(r"urn:li:(?:share|ugcPost|activity):[0-9]+")
 _SPACE = re.compile(r"\s+")
 CREATING = "creating"
 
@@ -532,6 +551,41 @@ class LinkedInPlatform(Platform):
         return self._result(str(matches[0]["id"]), response.status_code)
 
     # -- HTTP -------------------------------------------------------------------------------
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        urn = request.platform_post_id
+        if not _POST_URN.fullmatch(urn):
+            raise PermanentError(f"linkedin: {urn!r} is not a post URN")
+        response = self._send(
+            "GET",
+            f"/rest/socialActions/{quote(urn, safe='')}",
+            headers=self._headers(request.account),
+        )
+        if response.status_code == 403:
+            message, code = _error_parts(response)
+            raise PermanentError(
+                f"linkedin: {message}{f' [{code}]' if code else ''} (HTTP 403); reading a "
+                "post's likes and comments needs r_organization_social (pages) or "
+                "r_member_social (members)",
+                http_status=403,
+            )
+        if response.status_code == 404:
+            raise PermanentError(f"linkedin: post {urn} is gone (HTTP 404)", http_status=404)
+        if response.status_code != 200:
+            raise self._error(response)
+        body = json_object(self.name, response)
+        likes = body.get("likesSummary")
+        comments = body.get("commentsSummary")
+        likes = likes if isinstance(likes, Mapping) else {}
+        comments = comments if isinstance(comments, Mapping) else {}
+        first_level = as_count(comments.get("totalFirstLevelComments"))
+        return PostMetrics(
+            likes=as_count(likes.get("totalLikes")),
+            replies=as_count(comments.get("aggregatedTotalComments")),
+            extra={"first_level_comments": first_level} if first_level is not None else {},
+        )
 
     @staticmethod
     def _settings(account: AccountRef) -> LinkedInSettings:

@@ -34,6 +34,12 @@ What the documentation says, and how it is used
   mention `@user@domain` counts only `@user`. `validate` counts the same way, with the
   approximations of herald_common.platforms.http.graphemes and simplified URL/mention patterns.
   At most 4 attachments.
+* Metrics (https://docs.joinmastodon.org/methods/statuses/#get, entity Status): GET
+  /api/v1/statuses/:id (read:statuses) gives `favourites_count` → likes, `reblogs_count` →
+  reposts, `replies_count` → replies and, from Mastodon 4.5 (API version 7,
+  https://docs.joinmastodon.org/client/quotes), `quotes_count` → quotes (None on older
+  servers). Mastodon counts no views or impressions. A deleted status answers 404 "Record not
+  found": a PermanentError, so nobody asks again.
 
 lookup (reconciliation)
 -----------------------
@@ -69,6 +75,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,16 +84,20 @@ from herald_common.errors import NeedsAuth, PermanentError, TransientError
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
+    MetricsRequest,
     Pace,
     Platform,
+    PostMetrics,
     PublishRequest,
     PublishResult,
     Violation,
 )
 from herald_common.platforms.http import (
+    as_count,
     error_text,
     filename_for,
     grapheme_length,
+    json_object,
     media_bytes,
     status_error,
     transport_error,
@@ -325,6 +336,30 @@ class MastodonPlatform(Platform):
             platform_post_id=str(status["id"]),
             url=status.get("url") or status.get("uri"),
             http_status=response.status_code,
+        )
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        base, headers = self._endpoint(request.account)
+        status_id = request.platform_post_id
+        # Mastodon's ids are digits; other servers of its API (Pleroma, Akkoma) use letters too.
+        path = f"/api/v1/statuses/{quote(status_id, safe='')}"
+        response = self._send("GET", base + path, headers=headers)
+        if response.status_code == 404:
+            raise PermanentError(
+                f"mastodon: status {status_id} is gone (deleted, or no longer visible to the "
+                "account) (HTTP 404)",
+                http_status=404,
+            )
+        if response.status_code != 200:
+            raise self._error(response)
+        status = json_object(self.name, response)
+        return PostMetrics(
+            likes=as_count(status.get("favourites_count")),
+            reposts=as_count(status.get("reblogs_count")),
+            replies=as_count(status.get("replies_count")),
+            quotes=as_count(status.get("quotes_count")),
         )
 
     # -- HTTP -------------------------------------------------------------------------------

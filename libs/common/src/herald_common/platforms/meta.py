@@ -129,7 +129,12 @@ from herald_common.platforms.base import (
     PublishResult,
     Violation,
 )
-from herald_common.platforms.http import retry_after_seconds, status_error, transport_error
+from herald_common.platforms.http import (
+    as_count,
+    retry_after_seconds,
+    status_error,
+    transport_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -872,3 +877,45 @@ def public_url(item: Mapping[str, Any]) -> str | None:
     if isinstance(url, str) and url.startswith(("https://", "http://")):
         return url
     return None
+
+
+# -- metrics --------------------------------------------------------------------------------
+#
+# Reading a post's counts needs scopes publishing does not (pages_read_engagement and
+# read_insights, instagram_manage_insights, threads_manage_insights). Graph answers a missing
+# one with a permission code (10, 200-299), which `graph_error` makes NeedsAuth for publishing;
+# for a metrics read a token refresh cannot add the scope, so `metrics_failure` makes it a
+# PermanentError (the pulls of that post stop, and the reason is logged).
+
+
+def metrics_failure(platform: str, exc: PlatformError, what: str) -> PlatformError:
+    """The error to raise for a failed metrics read of `what` (a post, its insights)."""
+    details = error_details(exc)
+    if isinstance(exc, NeedsAuth) and details is not None and details.code in PERMISSION_CODES:
+        return PermanentError(
+            f"{exc.message}; the account's token may not read {what}: connect it again "
+            "granting the insights permissions",
+            http_status=exc.http_status,
+        )
+    return exc
+
+
+def insights_values(body: Mapping[str, Any]) -> dict[str, int]:
+    """`{metric name: value}` of a Graph /insights answer: {"data": [{"name", "values":
+    [{"value"}]}]} (lifetime metrics), or {"total_value": {"value"}} (newer metrics)."""
+    found: dict[str, int] = {}
+    for entry in body.get("data") or ():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            continue
+        value: Any = None
+        total = entry.get("total_value")
+        if isinstance(total, Mapping):
+            value = total.get("value")
+        values = entry.get("values")
+        if value is None and isinstance(values, list) and values:
+            last = values[-1]
+            value = last.get("value") if isinstance(last, Mapping) else None
+        count = as_count(value)
+        if count is not None:
+            found[entry["name"]] = count
+    return found

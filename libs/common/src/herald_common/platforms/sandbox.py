@@ -11,11 +11,20 @@ so retries and failures can be shown without code changes:
      "latency_ms": 200,        # wait before answering
      "hold_after_accept_ms": 0,  # wait after accepting, before answering (crash-test window)
      "max_length": 500,        # characters a post may have
-     "pace_limit": 2, "pace_window_seconds": 60}  # pace publishes like a rate-limited platform
+     "pace_limit": 2, "pace_window_seconds": 60,  # pace publishes like a rate-limited platform
+     "metrics_fail": "rate_limited"}  # metrics reads fail: retryable | rate_limited |
+                                      # needs_auth | permanent | gone (default: never)
+
+Metrics grow with the delivery's age, the same for the same post at the same age: `views` is
+the square root of its age in seconds times a factor (10 to 19) drawn from the delivery's id,
+and the other counts are fractions of it (see `sandbox_metrics`). So a new user, and tests,
+see snapshots change from one pull to the next.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -30,12 +39,15 @@ from herald_common.errors import NeedsAuth, PermanentError, RateLimited, Transie
 from herald_common.models import SandboxDelivery
 from herald_common.platforms.base import (
     AccountRef,
+    MetricsRequest,
     Pace,
     Platform,
+    PostMetrics,
     PublishRequest,
     PublishResult,
     Violation,
 )
+from herald_common.timeutil import utcnow
 
 
 class SandboxSettings(BaseModel):
@@ -53,6 +65,10 @@ class SandboxSettings(BaseModel):
     # Pace this account like a platform that allows `pace_limit` posts per `pace_window_seconds`.
     pace_limit: int | None = Field(default=None, ge=1, le=100_000)
     pace_window_seconds: int = Field(default=60, ge=1, le=7 * 86400)
+    # Make metrics reads fail like a platform's would ("gone": the post was deleted).
+    metrics_fail: Literal["retryable", "rate_limited", "needs_auth", "permanent", "gone"] | None = (
+        None
+    )
 
 
 class SandboxPlatform(Platform):
@@ -126,6 +142,25 @@ class SandboxPlatform(Platform):
             ).first()
         return self._result(delivery, request.account, status=200) if delivery else None
 
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        options = SandboxSettings.model_validate(dict(request.account.settings))
+        if options.metrics_fail:
+            _fail_metrics(options)
+        with session_scope(self._engine) as session:
+            delivery = session.exec(
+                select(SandboxDelivery).where(
+                    SandboxDelivery.id == request.platform_post_id,
+                    SandboxDelivery.account_id == request.account.id,
+                    SandboxDelivery.outcome == "accepted",
+                )
+            ).first()
+        if delivery is None:
+            raise PermanentError(
+                f"sandbox: no post {request.platform_post_id} on this account", http_status=404
+            )
+        now = request.now or utcnow()
+        return sandbox_metrics(delivery.id, (now - delivery.created_at).total_seconds())
+
     def _should_fail(self, request: PublishRequest, options: SandboxSettings) -> bool:
         if options.fail_times is None:
             return True
@@ -178,3 +213,36 @@ class SandboxPlatform(Platform):
             url=f"sandbox://{account.handle}/{delivery.id}",
             http_status=status,
         )
+
+
+def sandbox_metrics(delivery_id: str, age_seconds: float) -> PostMetrics:
+    """The sandbox's counts for a post of this age: they grow with the square root of it."""
+    factor = 10 + int(hashlib.sha256(delivery_id.encode()).hexdigest()[:8], 16) % 10
+    views = int(math.sqrt(max(age_seconds, 0.0)) * factor)
+    likes = views // 10
+    reposts = likes // 4
+    return PostMetrics(
+        likes=likes,
+        reposts=reposts,
+        replies=likes // 3,
+        quotes=reposts // 2,
+        views=views,
+        impressions=views * 3 // 2,
+        extra={"bookmarks": likes // 5},
+    )
+
+
+def _fail_metrics(options: SandboxSettings) -> None:
+    kind = options.metrics_fail
+    told = "(told to fail by the account's settings)"
+    if kind == "retryable":
+        raise TransientError(f"sandbox: service unavailable {told}", http_status=503)
+    if kind == "rate_limited":
+        raise RateLimited(
+            f"sandbox: too many requests {told}", http_status=429, retry_after=options.retry_after
+        )
+    if kind == "needs_auth":
+        raise NeedsAuth(f"sandbox: access token expired {told}", http_status=401)
+    if kind == "gone":
+        raise PermanentError(f"sandbox: the post was deleted {told}", http_status=404)
+    raise PermanentError(f"sandbox: metrics refused {told}", http_status=403)

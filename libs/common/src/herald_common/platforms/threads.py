@@ -44,6 +44,15 @@ What the documentation says, and how it is used
   registering answers code 24, subcode 4279009 "The requested resource does not exist" (seen
   in practice right after creation); it is transient here, since the container is kept.
 
+Metrics
+-------
+`GET /{threads-media-id}/insights?metric=views,likes,replies,reposts,quotes,shares`
+(threads_manage_insights; https://developers.facebook.com/docs/threads/insights) → views,
+likes, replies, reposts, quotes, and shares in `extra`. "views" is labelled "in development";
+replies of a root post count every reply, nested ones included. A profile that did not grant
+threads_manage_insights is refused with a permission code: a PermanentError (a token refresh
+cannot add the scope).
+
 lookup
 ------
 Only reads: the saved media id, else the saved container's status (PUBLISHED → found, the media
@@ -72,9 +81,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from herald_common.errors import PlatformError
 from herald_common.platforms.base import (
     AccountRef,
+    MetricsRequest,
     Pace,
+    PostMetrics,
     PublishRequest,
     TokenCredentials,
     Violation,
@@ -85,8 +97,10 @@ from herald_common.platforms.meta import (
     ContainerPlatform,
     ContainerSpec,
     account_settings,
+    insights_values,
     media_kind,
     media_mime,
+    metrics_failure,
     public_url,
     settings_violations,
 )
@@ -96,6 +110,8 @@ MAX_LINKS = 5
 MAX_CAROUSEL = 20
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 QUOTA_PER_DAY = 250
+#: Media insights read for metrics.
+INSIGHT_METRICS = ("views", "likes", "replies", "reposts", "quotes", "shares")
 REPLY_CONTROLS = (
     "everyone",
     "accounts_you_follow",
@@ -242,6 +258,25 @@ class ThreadsPlatform(ContainerPlatform):
         if settings.reply_control:
             parent["reply_control"] = settings.reply_control
         return ContainerSpec(children=children, parent=parent)
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        graph, _ = self._session(request.account)
+        media_id = request.platform_post_id
+        try:
+            body = graph.get(f"{media_id}/insights", metric=",".join(INSIGHT_METRICS))
+        except PlatformError as exc:
+            raise metrics_failure(self.name, exc, "the post's insights") from exc
+        values = insights_values(body)
+        return PostMetrics(
+            likes=values.get("likes"),
+            reposts=values.get("reposts"),
+            replies=values.get("replies"),
+            quotes=values.get("quotes"),
+            views=values.get("views"),
+            extra={"shares": values["shares"]} if "shares" in values else {},
+        )
 
 
 def _item_params(item: Mapping[str, Any]) -> dict[str, str]:

@@ -93,6 +93,18 @@ nothing can find (there is no "find by key" call), so LookupUnsupported and a pe
 With an empty checkpoint → None: the marker is saved (durably, by the publisher) before init,
 so nothing was sent.
 
+Metrics
+-------
+Query Videos, POST /v2/video/query/?fields=id,like_count,comment_count,share_count,view_count
+with {"filters": {"video_ids": [...]}} (scope video.list, at most 20 ids;
+https://developers.tiktok.com/doc/tiktok-api-v2-video-query, Video Object fields) → likes,
+replies (comments), reposts (shares), views. It needs the video id: a post published before
+moderation made it public carries its publish_id instead, so status/fetch is asked first for
+its `publicaly_available_post_id`; while there is none (moderation, or a post only its creator
+sees) the read raises Waiting, and the next pull asks again. A video that is not the creator's
+any more (deleted) is left out of `videos`: a PermanentError, as is a token without the
+video.list scope (scope_not_authorized: a refresh cannot add it).
+
 What the documentation leaves unclear
 -------------------------------------
 * Whether PUBLISH_COMPLETE comes before moderation for public posts, and whether non-public
@@ -125,23 +137,33 @@ from herald_common.errors import (
     RateLimited,
     StillProcessing,
     TransientError,
+    Waiting,
 )
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
+    MetricsRequest,
     Pace,
     Platform,
+    PostMetrics,
     PublishRequest,
     PublishResult,
     Violation,
 )
-from herald_common.platforms.http import retry_after_seconds, status_error, transport_error
+from herald_common.platforms.http import (
+    as_count,
+    retry_after_seconds,
+    status_error,
+    transport_error,
+)
 
 DEFAULT_API_URL = "https://open.tiktokapis.com"
 CREATOR_INFO_PATH = "/v2/post/publish/creator_info/query/"
 VIDEO_INIT_PATH = "/v2/post/publish/video/init/"
 CONTENT_INIT_PATH = "/v2/post/publish/content/init/"
 STATUS_PATH = "/v2/post/publish/status/fetch/"
+VIDEO_QUERY_PATH = "/v2/video/query/"
+VIDEO_FIELDS = "id,like_count,comment_count,share_count,view_count"
 
 PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "FOLLOWER_OF_CREATOR", "SELF_ONLY")
 PrivacyLevel = Literal[
@@ -656,6 +678,64 @@ class TikTokPlatform(Platform):
             f"tiktok: post {publish_id} is still {status or 'processing'}; ask again later",
             http_status=200,
             retry_after=self._poll_interval,
+        )
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        token = self._token(request.account)
+        try:
+            video_id = self._video_id(token, request)
+            data = self._call(
+                token,
+                f"{VIDEO_QUERY_PATH}?fields={VIDEO_FIELDS}",
+                {"filters": {"video_ids": [video_id]}},
+            )
+        except NeedsAuth as exc:
+            if "scope" not in exc.message:
+                raise
+            raise PermanentError(
+                f"{exc.message}; reading a video's counts needs the video.list scope: connect "
+                "the account again granting it",
+                http_status=exc.http_status,
+            ) from exc
+        video = next(
+            (
+                v
+                for v in data.get("videos") or ()
+                if isinstance(v, Mapping) and str(v.get("id")) == video_id
+            ),
+            None,
+        )
+        if video is None:
+            raise PermanentError(
+                f"tiktok: video {video_id} is not among the creator's videos (deleted, or made "
+                "private)",
+                http_status=200,
+            )
+        return PostMetrics(
+            likes=as_count(video.get("like_count")),
+            replies=as_count(video.get("comment_count")),
+            reposts=as_count(video.get("share_count")),
+            views=as_count(video.get("view_count")),
+        )
+
+    def _video_id(self, token: str, request: MetricsRequest) -> str:
+        """The published video's id: the post id when it is one, else the public id
+        status/fetch gives for the publish_id (Waiting while it gives none)."""
+        post_id = request.platform_post_id
+        if post_id.isdigit():
+            return post_id
+        saved = request.checkpoint.get("publish_id")
+        publish_id = saved if isinstance(saved, str) and saved else post_id
+        data = self._status(token, publish_id)
+        ids = data.get("publicaly_available_post_id") or data.get("publicly_available_post_id")
+        if isinstance(ids, list) and ids:
+            return str(ids[0])
+        raise Waiting(
+            f"tiktok: post {publish_id} has no public video id yet ({data.get('status')}); "
+            "TikTok gives one once a public post has passed moderation",
+            http_status=200,
         )
 
     # -- HTTP -------------------------------------------------------------------------------

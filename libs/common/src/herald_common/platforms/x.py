@@ -51,6 +51,15 @@ What the documentation says, and how it is used
   (https://docs.x.com/x-api/x-api-v2/tweets/manage-tweets).
 * 401 → NeedsAuth; 403 "Unsupported Authentication" (an app-only or wrong kind of token) →
   NeedsAuth; other 4xx → PermanentError; 5xx/408/425 → TransientError.
+* Metrics: GET /2/tweets/:id?tweet.fields=public_metrics (tweet.read, users.read;
+  https://docs.x.com/x-api/posts/get-post-by-id, fields at https://docs.x.com/x-api/
+  fundamentals/data-dictionary) → `public_metrics` {like_count → likes, retweet_count →
+  reposts, reply_count → replies, quote_count → quotes, impression_count → impressions,
+  bookmark_count → extra["bookmarks"]}. X shows impression_count as a post's "views"; it is kept
+  under impressions, the name the API gives it. `non_public_metrics` and `organic_metrics` are
+  left out: they need OAuth 1.0a user context and only cover the last 30 days. A deleted or
+  protected post answers HTTP 200 with no `data` and an `errors` entry (type …/problems/
+  resource-not-found or not-authorized-for-resource): a PermanentError.
 
 Duplicates, retries and lookup (reconciliation)
 ------------------------------------------------
@@ -126,8 +135,10 @@ from herald_common.errors import (
 from herald_common.platforms.base import (
     AccountRef,
     LookupUnsupported,
+    MetricsRequest,
     Pace,
     Platform,
+    PostMetrics,
     PublishRequest,
     PublishResult,
     TokenCredentials,
@@ -135,6 +146,7 @@ from herald_common.platforms.base import (
 )
 from herald_common.platforms.http import (
     RETRYABLE_STATUSES,
+    as_count,
     filename_for,
     graphemes,
     media_bytes,
@@ -919,6 +931,41 @@ class XPlatform(Platform):
         raise LookupUnsupported(
             "x: X cannot find a post by a key of ours, and reading recent posts by text cannot "
             "tell this publish from an identical post; a person should check the account"
+        )
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    def metrics(self, request: MetricsRequest) -> PostMetrics:
+        post_id = request.platform_post_id
+        if not _NUMERIC_ID.fullmatch(post_id):
+            raise PermanentError(f"x: {post_id!r} is not a post id")
+        response = self._send(
+            "GET",
+            f"/2/tweets/{post_id}",
+            headers=self._auth(request.account),
+            params={"tweet.fields": "public_metrics"},
+        )
+        if response.status_code == 404:
+            raise PermanentError(f"x: post {post_id} is gone (HTTP 404)", http_status=404)
+        if response.status_code != 200:
+            raise self._error(response)
+        data = _data(response)
+        if data is None:
+            # X answers 200 with only `errors` for a deleted or protected post.
+            raise PermanentError(
+                f"x: post {post_id} cannot be read: {problem_text(response)}", http_status=200
+            )
+        counts = data.get("public_metrics")
+        if not isinstance(counts, Mapping):
+            raise TransientError(f"x: post {post_id} came without public_metrics", http_status=200)
+        bookmarks = as_count(counts.get("bookmark_count"))
+        return PostMetrics(
+            likes=as_count(counts.get("like_count")),
+            reposts=as_count(counts.get("retweet_count")),
+            replies=as_count(counts.get("reply_count")),
+            quotes=as_count(counts.get("quote_count")),
+            impressions=as_count(counts.get("impression_count")),
+            extra={"bookmarks": bookmarks} if bookmarks is not None else {},
         )
 
     # -- HTTP -------------------------------------------------------------------------------
