@@ -79,7 +79,10 @@ def _operation(
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "format": "uuid"},
+            # Ids are UUIDs; names (a platform, a queue, a job name) and tokens are not.
+            "schema": {"type": "string", "format": "uuid"}
+            if name.endswith("_id")
+            else {"type": "string"},
         }
         for name in _PATH_PARAM.findall(route.path)
     ]
