@@ -1,0 +1,161 @@
+"""Changing a post's text from a writer's parts, under the same rules as an edit through the
+API (herald_api.services.posts.update_post): the post and then its targets locked, nothing
+that went out (or may have) changed, every platform's text limits met, what an earlier try
+left on a platform cleared, the version bumped.
+
+It lives here, not in the API, because the content worker changes the post and services are
+never imported by other services. Two rules differ on purpose: only text rules are checked
+(the writer controls the text; media rules are checked when the post is scheduled, so a draft
+meant for Instagram can be rewritten before its image exists), and a post waiting for approval
+or approved is not rewritten (its approvers decided on its text).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from herald_common.content.composing import PARTS, Parts, TextRules, parts_of, shorten
+from herald_common.content.writers import Scope
+from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
+from herald_common.models import Account, Job, Post, PostStatus, Target, TargetStatus
+from herald_common.platforms import PlatformRegistry
+from herald_common.targets import lock_post
+
+#: Targets in flight or done: their post's text can no longer change.
+SENT_STATES = frozenset({TargetStatus.PUBLISHING, TargetStatus.PUBLISHED, TargetStatus.UNKNOWN})
+#: Why a canceled target is no longer one of its post's accounts (herald_api's posts service).
+_LEFT_POST = ("removed", "account_deleted")
+
+
+def is_member(target: Target) -> bool:
+    """Whether the target is still one of its post's accounts."""
+    return target.status != TargetStatus.CANCELED or target.error_kind not in _LEFT_POST
+
+
+def refusal(post: Post, targets: Sequence[Target]) -> str | None:
+    """Why the post's text may not be regenerated now, or None when it may."""
+    sent = Counter(t.status for t in targets if t.status in SENT_STATES)
+    if sent or post.status in (PostStatus.PUBLISHED, PostStatus.PARTIALLY_PUBLISHED):
+        members = sum(1 for t in targets if is_member(t))
+        words = [
+            f"a published post cannot be regenerated (published to "
+            f"{sent.get(TargetStatus.PUBLISHED, 0)} of {members} accounts"
+        ]
+        if sent.get(TargetStatus.PUBLISHING):
+            words.append(f"{sent[TargetStatus.PUBLISHING]} being published right now")
+        if sent.get(TargetStatus.UNKNOWN):
+            words.append(f"{sent[TargetStatus.UNKNOWN]} in an unknown state")
+        return ", ".join(words) + "); create a new post instead"
+    if post.status == PostStatus.PENDING_APPROVAL:
+        return (
+            "the post is waiting for approval: regenerating it would change the text its "
+            "approvers are reviewing"
+        )
+    if post.status == PostStatus.APPROVED:
+        return "the post is approved: regenerating it would change the text that was approved"
+    return None
+
+
+def post_targets(session: Session, post_id: str, *, lock: bool = False) -> list[Target]:
+    """The post's targets (locked for update after the post, when asked)."""
+    query = (
+        select(Target)
+        .where(Target.post_id == post_id)
+        .order_by(col(Target.id))
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        query = query.with_for_update()
+    return list(session.exec(query).all())
+
+
+def live_accounts(session: Session, targets: Iterable[Target]) -> list[Account]:
+    """The live accounts of the targets that are still the post's, in target order."""
+    ids = [t.account_id for t in targets if is_member(t)]
+    if not ids:
+        return []
+    rows = session.exec(
+        select(Account).where(col(Account.id).in_(ids), col(Account.deleted_at).is_(None))
+    ).all()
+    found = {account.id: account for account in rows}
+    return [found[i] for i in ids if i in found]
+
+
+def platforms_meant(session: Session, post: Post, targets: Iterable[Target]) -> list[str]:
+    """The platforms a post's text must suit: its accounts', and those of the generation that
+    wrote it (a draft may have no account yet)."""
+    names = [t.platform for t in targets if is_member(t)]
+    if post.source_job_id:
+        job = session.get(Job, post.source_job_id)
+        if job is not None:
+            names += [str(p) for p in job.payload.get("platforms") or ()]
+    return list(dict.fromkeys(names))
+
+
+def rewrite_post(
+    session: Session,
+    tenant_id: str,
+    post_id: str,
+    written: Parts,
+    scope: Scope,
+    *,
+    registry: PlatformRegistry,
+    now: datetime,
+) -> Post:
+    """Put the writer's `scope` (one part, or the whole post) into the post as it is now.
+
+    The other parts are read from the post at this moment (a person may have edited it while
+    the writer worked), and only the written part is cut if the whole no longer fits.
+    NotFound, Conflict or InvalidInput when it cannot be done; nothing is written then.
+    """
+    post = lock_post(session, post_id)
+    if post is None or post.tenant_id != tenant_id:
+        raise NotFound(f"the post {post_id} was deleted")
+    targets = post_targets(session, post.id, lock=True)
+    if reason := refusal(post, targets):
+        raise Conflict(reason)
+    rules = TextRules.of(
+        registry,
+        platforms_meant(session, post, targets),
+        live_accounts(session, targets),
+        tenant_id=tenant_id,
+    )
+    current = parts_of(post.content, post.parts)
+    parts = written if scope == "full" else current.with_part(scope, written)
+    fitted = shorten(parts, rules, PARTS if scope == "full" else (scope,))
+    if fitted is None:
+        problems = rules.problems(parts.text())
+        raise InvalidInput(FieldError("content", f"the new {scope} does not fit: {problems[0]}"))
+    _forget_checkpoints(session, registry, targets, now)
+    post.content = fitted.text()
+    post.parts = fitted.as_dict()
+    post.version += 1
+    post.updated_at = now
+    session.add(post)
+    session.flush()
+    return post
+
+
+def _forget_checkpoints(
+    session: Session, registry: PlatformRegistry, targets: Sequence[Target], now: datetime
+) -> None:
+    """Clear what earlier tries left (it holds the old text); Conflict when one may already
+    have made the post visible, where only a person can say what happened."""
+    in_flight = [
+        t for t in targets if t.checkpoint and registry.get(t.platform).may_be_public(t.checkpoint)
+    ]
+    if in_flight:
+        names = ", ".join(sorted({t.platform for t in in_flight}))
+        raise Conflict(
+            f"an earlier try on {names} may already have published this post (the platform's "
+            "answer was not seen); wait for it to finish, or cancel the post"
+        )
+    for target in targets:
+        if target.checkpoint:
+            target.checkpoint = {}
+            target.updated_at = now
+            session.add(target)
