@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from herald_api.schemas.approvals import ApprovalOut
 from herald_common.models import PostStatus
 from herald_common.platforms import PLATFORMS
 
@@ -260,6 +261,12 @@ class PostCreate(Body):
         default=None, max_length=64, description="IANA time zone name, e.g. `Europe/Paris`."
     )
     publish_now: bool = False
+    brand_id: str | None = Field(
+        default=None,
+        max_length=36,
+        description="The tenant's brand the post speaks for; a brand that requires approval "
+        "keeps its posts off the schedule until approved.",
+    )
 
 
 class PostUpdate(Body):
@@ -275,6 +282,7 @@ class PostUpdate(Body):
     status: Literal["draft"] | None = Field(
         default=None, description="`draft` takes the post off the schedule."
     )
+    brand_id: str | None = Field(default=None, max_length=36)
 
 
 class ScheduleBody(Body):
@@ -375,6 +383,9 @@ class PostOut(Out):
     )
     suggested_at: datetime | None = Field(
         default=None, description="For a generated draft: when it is meant to go out."
+    )
+    approval: ApprovalOut | None = Field(
+        default=None, description="The latest approval request, if it was ever submitted."
     )
     targets: list[TargetOut]
 

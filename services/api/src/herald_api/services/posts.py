@@ -24,12 +24,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Session, col, select
 
 from herald_api.schemas import (
     MAX_CONTENT_LENGTH,
+    ApprovalOut,
     AttemptOut,
     MediaIn,
     PostCreate,
@@ -43,10 +44,15 @@ from herald_api.schemas import (
 )
 from herald_api.services.paging import newest_first
 from herald_api.services.scheduling import resolve_schedule
+from herald_common.analytics import first_pull_at
 from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
 from herald_common.models import (
+    ACTIVE_TARGET_STATES,
     Account,
+    Approval,
+    ApprovalStatus,
     Attempt,
+    Brand,
     Post,
     PostStatus,
     Target,
@@ -122,12 +128,15 @@ def list_posts(
 
 
 def describe(session: Session, posts: Sequence[Post]) -> list[PostOut]:
-    """The posts with their targets, as the API shows them."""
+    """The posts with their targets and latest approval requests, as the API shows them."""
     by_post: dict[str, list[TargetOut]] = {post.id: [] for post in posts}
     for target in _targets(session, by_post):
         by_post[target.post_id].append(TargetOut.model_validate(target))
+    approvals = latest_approvals(session, by_post)
     return [
-        PostOut.model_validate({**_post_fields(post), "targets": by_post[post.id]})
+        PostOut.model_validate(
+            {**_post_fields(post, approvals.get(post.id)), "targets": by_post[post.id]}
+        )
         for post in posts
     ]
 
@@ -146,7 +155,7 @@ def describe_detail(session: Session, post: Post) -> PostDetailOut:
             attempts[attempt.target_id].append(AttemptOut.model_validate(attempt))
     return PostDetailOut.model_validate(
         {
-            **_post_fields(post),
+            **_post_fields(post, latest_approvals(session, [post.id]).get(post.id)),
             "targets": [
                 TargetDetailOut.model_validate(
                     {**TargetOut.model_validate(t).model_dump(), "attempts": attempts[t.id]}
@@ -157,8 +166,126 @@ def describe_detail(session: Session, post: Post) -> PostDetailOut:
     )
 
 
-def _post_fields(post: Post) -> dict[str, Any]:
-    return {name: getattr(post, name) for name in PostOut.model_fields if name != "targets"}
+def _post_fields(post: Post, approval: Approval | None) -> dict[str, Any]:
+    fields = {
+        name: getattr(post, name)
+        for name in PostOut.model_fields
+        if name not in ("targets", "approval")
+    }
+    fields["approval"] = ApprovalOut.model_validate(approval) if approval is not None else None
+    return fields
+
+
+# --- approvals --------------------------------------------------------------------------------
+#
+# A post whose brand requires approval goes on the schedule only when its latest approval
+# request is approved; the request's workflow (submit, approve, reject) is services/approvals.py.
+# What an approver approves is the post's text, media and brand: changing one withdraws the
+# request, pending or approved. A post whose targets are all drafts shows where its latest
+# request is (`pending_approval`, `approved`), else it is a `draft`.
+
+_POST_STATUS_OF_APPROVAL: dict[str, PostStatus] = {
+    ApprovalStatus.PENDING: PostStatus.PENDING_APPROVAL,
+    ApprovalStatus.APPROVED: PostStatus.APPROVED,
+}
+
+
+def latest_approvals(session: Session, post_ids: Iterable[str]) -> dict[str, Approval]:
+    """Each post's latest approval request, in one query (posts never submitted are absent)."""
+    ids = list(post_ids)
+    if not ids:
+        return {}
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=col(Approval.post_id),
+            order_by=(col(Approval.requested_at).desc(), col(Approval.id).desc()),
+        )
+        .label("rank")
+    )
+    ranked = select(col(Approval.id), rank).where(col(Approval.post_id).in_(ids)).subquery()
+    rows = session.exec(
+        select(Approval)
+        .join(ranked, ranked.c.id == col(Approval.id))
+        .where(ranked.c.rank == 1)
+        .execution_options(populate_existing=True)
+    ).all()
+    return {approval.post_id: approval for approval in rows}
+
+
+def latest_approval(session: Session, post_id: str) -> Approval | None:
+    """The post's latest approval request."""
+    return session.exec(
+        select(Approval)
+        .where(Approval.post_id == post_id)
+        .order_by(col(Approval.requested_at).desc(), col(Approval.id).desc())
+        .limit(1)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def withdraw(session: Session, approval: Approval, reason: str, now: datetime) -> None:
+    """The request no longer stands; `comment` keeps why (after the approver's own words)."""
+    approval.status = ApprovalStatus.WITHDRAWN
+    approval.comment = f"{approval.comment} (withdrawn: {reason})" if approval.comment else reason
+    approval.decided_at = approval.decided_at or now
+    approval.updated_at = now
+    session.add(approval)
+    session.flush()
+
+
+def _brand_requiring_approval(session: Session, brand_id: str | None) -> Brand | None:
+    brand = session.get(Brand, brand_id) if brand_id else None
+    return brand if brand is not None and brand.requires_approval else None
+
+
+def ensure_may_go_out(
+    session: Session, post: Post, action: str, *, brand_id: str | None, revised: bool = False
+) -> None:
+    """Conflict when the post may not be scheduled or published: it waits for a decision, or
+    `brand_id`'s brand requires an approval it does not have (`revised`: the change at hand
+    withdraws the one it has)."""
+    if post.status == PostStatus.PENDING_APPROVAL:
+        raise Conflict(
+            f"cannot {action}: it is waiting for approval; an approver approves or rejects it "
+            f"(POST /v1/posts/{post.id}/approve or /reject), or edit it to withdraw the request"
+        )
+    brand = _brand_requiring_approval(session, brand_id)
+    if brand is None:
+        return
+    latest = None if revised else latest_approval(session, post.id)
+    if latest is None or latest.status != ApprovalStatus.APPROVED:
+        raise Conflict(
+            f"cannot {action}: needs approval: brand {brand.name!r} requires approval before "
+            f"its posts are scheduled or published; submit it first "
+            f"(POST /v1/posts/{post.id}/submit)"
+        )
+
+
+def hold_for_approval(session: Session, post: Post, now: datetime) -> None:
+    """Keep the locked post off the schedule while its new request (already added) waits: a
+    scheduled post's targets become drafts again (their queued messages stale)."""
+    targets = _targets(session, [post.id], lock=True)
+    _ensure_unsent(targets, "submit this post for approval")
+    accounts = _accounts_of(session, targets)
+    scheduled = [t for t in _revivable(targets, accounts) if t.status != TargetStatus.DRAFT]
+    _schedule(session, scheduled, None, now)
+    post.scheduled_at = None
+    post.timezone = None
+    _touch(session, post, now)
+
+
+def settle(session: Session, post: Post, now: datetime) -> None:
+    """Bump the locked post's version and derive its status after a change made beside the
+    state machine (an approval request decided)."""
+    _touch(session, post, now)
+
+
+def _brand_errors(session: Session, tenant_id: str, brand_id: str) -> list[FieldError]:
+    brand = session.get(Brand, brand_id)
+    if brand is None or brand.tenant_id != tenant_id:
+        return [FieldError("brand_id", "no such brand")]
+    return []
 
 
 # --- checking input -------------------------------------------------------------------------
@@ -361,7 +488,9 @@ def _schedule(
 
 
 def _touch(session: Session, post: Post, now: datetime) -> None:
-    """Bump the post's version and derive its status from its targets."""
+    """Bump the post's version and derive its status from its targets (and, while they are all
+    drafts, from its latest approval request)."""
+    was = post.status
     post.version += 1
     post.updated_at = now
     session.add(post)
@@ -370,9 +499,18 @@ def _touch(session: Session, post: Post, now: datetime) -> None:
     # derive_post_status would call it failed, so say so here. See the report to libs/common.
     statuses = session.exec(select(Target.status).where(Target.post_id == post.id)).all()
     live = [s for s in statuses if s != TargetStatus.CANCELED]
-    if live and all(s == TargetStatus.DRAFT for s in live) and post.status != PostStatus.DRAFT:
-        post.status = PostStatus.DRAFT
-        session.add(post)
+    if live and all(s == TargetStatus.DRAFT for s in live):
+        latest = latest_approval(session, post.id)
+        status = _POST_STATUS_OF_APPROVAL.get(latest.status if latest else "", PostStatus.DRAFT)
+        if post.status != status:
+            post.status = status
+            session.add(post)
+    elif was == PostStatus.PENDING_APPROVAL:
+        # Its drafts were canceled (with the post, or their accounts deleted): nothing is left
+        # to decide on.
+        latest = latest_approval(session, post.id)
+        if latest is not None and latest.status == ApprovalStatus.PENDING:
+            withdraw(session, latest, f"the post was {post.status}", now)
     session.flush()
 
 
@@ -394,15 +532,24 @@ def create_post(
     errors += time_errors
     if body.publish_now and body.scheduled_at is not None:
         errors.append(FieldError("scheduled_at", "cannot be given together with publish_now"))
+    if body.brand_id is not None:
+        errors += _brand_errors(session, tenant_id, body.brand_id)
     if not errors:
         errors += _platform_errors(platforms, body.content, media, accounts)
     if errors:
         raise InvalidInput(errors)
 
     due_at = now if body.publish_now else when
+    if due_at is not None and (brand := _brand_requiring_approval(session, body.brand_id)):
+        raise Conflict(
+            f"cannot schedule or publish this post: needs approval: brand {brand.name!r} "
+            "requires approval before its posts are scheduled or published; create it as a "
+            "draft and submit it (POST /v1/posts/{post_id}/submit)"
+        )
     status = TargetStatus.DRAFT if due_at is None else TargetStatus.SCHEDULED
     post = Post(
         tenant_id=tenant_id,
+        brand_id=body.brand_id,
         content=body.content,
         media=media,
         status=PostStatus.DRAFT if due_at is None else PostStatus.SCHEDULED,
@@ -455,6 +602,10 @@ def update_post(
     media = media_items(body.media) if body.media is not None else list(post.media or [])
     if body.content is not None or body.media is not None:
         errors += _content_errors(content, media)
+    brand_id = post.brand_id
+    if body.brand_id is not None:
+        errors += _brand_errors(session, tenant_id, body.brand_id)
+        brand_id = body.brand_id
     if body.account_ids is not None:
         wanted, account_errors = _load_accounts(session, tenant_id, body.account_ids)
         errors += account_errors
@@ -476,6 +627,24 @@ def update_post(
         errors += _platform_errors(platforms, content, media, wanted)
     if errors:
         raise InvalidInput(errors)
+    # An approval covers the text, media and brand: changing one withdraws the request.
+    revised = (
+        content != post.content or media != list(post.media or []) or brand_id != post.brand_id
+    )
+    if reschedule:
+        ensure_may_go_out(session, post, "schedule this post", brand_id=brand_id, revised=revised)
+    latest = latest_approval(session, post.id) if revised or body.status == "draft" else None
+    if latest is not None and latest.status == ApprovalStatus.PENDING:
+        withdraw(session, latest, _withdrawn_why(revised), now)
+    elif revised and latest is not None and latest.status == ApprovalStatus.APPROVED:
+        withdraw(session, latest, "the post was changed after it was approved", now)
+    # Changed on the schedule while its brand requires approval: it waits for a new one.
+    unapproved = (
+        revised
+        and not reschedule
+        and _brand_requiring_approval(session, brand_id) is not None
+        and any(t.status in ACTIVE_TARGET_STATES for t in targets)
+    )
 
     if changes_what:
         # Work an earlier try left on a platform (an Instagram container, a TikTok upload)
@@ -492,12 +661,19 @@ def update_post(
         _schedule(session, _revivable(targets, accounts), when, now)
         post.scheduled_at = when
         post.timezone = body.timezone
-    elif body.status == "draft":
+    elif body.status == "draft" or unapproved:
         _schedule(session, _revivable(targets, accounts), None, now)
         post.scheduled_at = None
         post.timezone = None
+    post.brand_id = brand_id
     _touch(session, post, now)
     return post
+
+
+def _withdrawn_why(revised: bool) -> str:
+    if revised:
+        return "the post's text, media or brand changed while it waited"
+    return "the post was taken back to draft"
 
 
 def _forget_checkpoints(
@@ -595,10 +771,28 @@ def schedule_post(
     """(Re)schedule every target that has not gone out; their queued messages become stale."""
     now = now or utcnow()
     post = get_post(session, tenant_id, post_id, lock=True)
+    when, errors = resolve_schedule(body.scheduled_at, body.timezone, now)
+    return put_on_schedule(
+        session, post, when, body.timezone, platforms=platforms, now=now, errors=errors
+    )
+
+
+def put_on_schedule(
+    session: Session,
+    post: Post,
+    when: datetime | None,
+    timezone: str | None,
+    *,
+    platforms: PlatformRegistry,
+    now: datetime,
+    errors: Sequence[FieldError] = (),
+) -> Post:
+    """Schedule the locked post's targets that have not gone out at `when` (schedule_post, and
+    an approval with a time): the platforms' rules and the approval gate apply."""
     targets = _targets(session, [post.id], lock=True)
     _ensure_unsent(targets, "reschedule this post")
     accounts = _accounts_of(session, targets)
-    when, errors = resolve_schedule(body.scheduled_at, body.timezone, now)
+    errors = list(errors)
     revivable = _revivable(targets, accounts)
     if not errors:
         errors += _platform_errors(
@@ -606,11 +800,12 @@ def schedule_post(
         )
     if errors:
         raise InvalidInput(errors)
+    ensure_may_go_out(session, post, "schedule this post", brand_id=post.brand_id)
     if not revivable:
         raise Conflict(f"no account left to publish to: {_summary(targets)}")
     _schedule(session, revivable, when, now)
     post.scheduled_at = when
-    post.timezone = body.timezone
+    post.timezone = timezone
     _touch(session, post, now)
     return post
 
@@ -626,6 +821,7 @@ def publish_post(
     """Make every target that has not gone out due now (the scheduler sends it at once)."""
     now = now or utcnow()
     post = get_post(session, tenant_id, post_id, lock=True)
+    ensure_may_go_out(session, post, "publish this post", brand_id=post.brand_id)
     targets = _targets(session, [post.id], lock=True)
     accounts = _accounts_of(session, targets)
     revivable = _revivable(targets, accounts)
@@ -692,6 +888,7 @@ def retry_post(
             else ""
         )
         raise Conflict(f"nothing to retry: no target has failed ({_summary(targets)}){hint}")
+    ensure_may_go_out(session, post, "retry this post", brand_id=post.brand_id)
     _schedule(session, failed, now, now)
     # Waits for rate limits are measured from the post's time: a retry starts a new one.
     post.scheduled_at = now
@@ -741,6 +938,7 @@ def resolve_target(
             finished_at=now,
             error_kind="resolved",
             error=f"marked published by a person{note}",
+            metrics_due_at=first_pull_at(now),
         )
     elif body.outcome == "not_published":
         # A person found nothing went out: what the lost try left is no longer a lead.
