@@ -40,7 +40,7 @@ def add_brand(engine: Engine, tenant_id: str, **values: Any) -> str:
     fields: dict[str, Any] = {
         "name": "Acme Coffee",
         "requires_approval": True,
-        "approvers": [JANE],
+        "approvers": [JANE, OMAR],
         "notification_type": "email",
         "timezone": "Europe/Paris",
     }
@@ -176,6 +176,20 @@ def test_a_brands_approver_may_have_no_name(
     )
     assert approved.status_code == 200, approved.json
     assert approved.json["approval"]["decided_by"] == "<ops@example.com>"
+
+
+def test_a_submitter_cannot_name_approvers_the_brand_does_not_have(
+    client: TestClient, draft: dict[str, Any], broker: StubBroker
+) -> None:
+    # When the draft of a brand requiring approval is submitted to someone not among its
+    # approvers (the submitter, say, who would then approve their own post)
+    result = submit(client, draft["id"], approvers=[JANE, {"email": "sam@agency.example"}])
+
+    # I expect 422 naming that approver, the post still a draft, and nothing sent
+    assert result.status_code == 422
+    assert list(fields_of(result)) == ["approvers.1"]
+    assert client.simulate_get(f"/v1/posts/{draft['id']}").json["status"] == "draft"
+    assert notify_messages(broker) == []
 
 
 def test_submit_without_approvers_anywhere_names_the_field(

@@ -306,7 +306,12 @@ def resend_stale(
             .limit(limit)
         ).all()
         for job in running:
-            contract = contract_of(job.kind)
+            try:
+                contract = contract_of(job.kind)
+            except KeyError:  # a kind this version no longer runs: fail it, not the sweep
+                reason = f"no worker runs {job.kind!r} jobs any more"
+                failed += _move(session, job, JobStatus.FAILED, now, error=reason, finished_at=now)
+                continue
             limit_at = timedelta(
                 milliseconds=contract.time_limit_ms, seconds=settings.job_stale_grace_seconds
             )

@@ -21,7 +21,16 @@ from sqlmodel import Session, col, select
 from herald_common.content.composing import PARTS, Parts, TextRules, parts_of, shorten
 from herald_common.content.writers import Scope
 from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
-from herald_common.models import Account, Job, Post, PostStatus, Target, TargetStatus
+from herald_common.models import (
+    Account,
+    Approval,
+    ApprovalStatus,
+    Job,
+    Post,
+    PostStatus,
+    Target,
+    TargetStatus,
+)
 from herald_common.platforms import PlatformRegistry
 from herald_common.targets import lock_post
 
@@ -36,8 +45,9 @@ def is_member(target: Target) -> bool:
     return target.status != TargetStatus.CANCELED or target.error_kind not in _LEFT_POST
 
 
-def refusal(post: Post, targets: Sequence[Target]) -> str | None:
-    """Why the post's text may not be regenerated now, or None when it may."""
+def refusal(post: Post, targets: Sequence[Target], approval: str | None = None) -> str | None:
+    """Why the post's text may not be regenerated now, or None when it may; `approval` is
+    the status of its latest approval request (`latest_approval_status`)."""
     sent = Counter(t.status for t in targets if t.status in SENT_STATES)
     if sent or post.status in (PostStatus.PUBLISHED, PostStatus.PARTIALLY_PUBLISHED):
         members = sum(1 for t in targets if is_member(t))
@@ -50,14 +60,28 @@ def refusal(post: Post, targets: Sequence[Target]) -> str | None:
         if sent.get(TargetStatus.UNKNOWN):
             words.append(f"{sent[TargetStatus.UNKNOWN]} in an unknown state")
         return ", ".join(words) + "); create a new post instead"
-    if post.status == PostStatus.PENDING_APPROVAL:
+    if post.status == PostStatus.PENDING_APPROVAL or approval == ApprovalStatus.PENDING:
         return (
             "the post is waiting for approval: regenerating it would change the text its "
             "approvers are reviewing"
         )
-    if post.status == PostStatus.APPROVED:
-        return "the post is approved: regenerating it would change the text that was approved"
+    if post.status == PostStatus.APPROVED or approval == ApprovalStatus.APPROVED:
+        # Also once approved and scheduled: the text that goes out must be the approved one.
+        return (
+            "the post is approved: regenerating it would change the text that was approved "
+            "(edit it instead, which withdraws the approval, then submit it again)"
+        )
     return None
+
+
+def latest_approval_status(session: Session, post_id: str) -> str | None:
+    """The status of the post's latest approval request, None when it never had one."""
+    return session.exec(
+        select(Approval.status)
+        .where(Approval.post_id == post_id)
+        .order_by(col(Approval.requested_at).desc())
+        .limit(1)
+    ).first()
 
 
 def post_targets(session: Session, post_id: str, *, lock: bool = False) -> list[Target]:
@@ -116,7 +140,7 @@ def rewrite_post(
     if post is None or post.tenant_id != tenant_id:
         raise NotFound(f"the post {post_id} was deleted")
     targets = post_targets(session, post.id, lock=True)
-    if reason := refusal(post, targets):
+    if reason := refusal(post, targets, latest_approval_status(session, post.id)):
         raise Conflict(reason)
     rules = TextRules.of(
         registry,

@@ -27,6 +27,7 @@ from herald_common.content.composing import (
     unique_hashtags,
 )
 from herald_common.content.editing import (
+    latest_approval_status,
     live_accounts,
     platforms_meant,
     post_targets,
@@ -303,7 +304,7 @@ def regenerate_post(
         if post is None or post.tenant_id != run.tenant_id:
             raise JobFailed("the post was deleted before it could be regenerated")
         targets = post_targets(session, post.id)
-        if reason := refusal(post, targets):
+        if reason := refusal(post, targets, latest_approval_status(session, post.id)):
             raise JobFailed(f"cannot regenerate: {reason}")
         brand = session.get(Brand, post.brand_id) if post.brand_id else None
         rules = TextRules.of(

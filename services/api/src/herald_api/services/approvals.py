@@ -161,7 +161,24 @@ def _approvers(
     body: SubmitBody, brand: Brand | None, errors: list[FieldError]
 ) -> list[dict[str, Any]]:
     if body.approvers is not None:
-        return [a.model_dump(exclude_none=True) for a in body.approvers]
+        chosen = [a.model_dump(exclude_none=True) for a in body.approvers]
+        if brand is not None and brand.requires_approval:
+            # Whoever submits may narrow the brand's approvers, never add one (themselves).
+            for index, approver in enumerate(chosen):
+                named = [
+                    approver_named(brand.approvers, approver[k])
+                    for k in ("email", "phone")
+                    if approver.get(k)
+                ]
+                if not any(named):
+                    errors.append(
+                        FieldError(
+                            f"approvers.{index}",
+                            f"is not one of brand {brand.name!r}'s approvers, who decide for "
+                            "a brand that requires approval",
+                        )
+                    )
+        return chosen
     if brand is None or not brand.approvers:
         where = "the post has no brand" if brand is None else f"brand {brand.name!r} has none"
         errors.append(FieldError("approvers", f"is required: {where}"))

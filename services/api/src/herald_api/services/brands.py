@@ -11,8 +11,9 @@ from sqlmodel import Session, col, select
 
 from herald_api.schemas.brands import CLEARABLE, BrandCreate, BrandUpdate
 from herald_api.services.paging import newest_first
-from herald_common.errors import FieldError, InvalidInput, NotFound
-from herald_common.models import Account, Brand, Post
+from herald_api.services.posts import latest_approvals
+from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
+from herald_common.models import Account, ApprovalStatus, Brand, Post, PostStatus
 from herald_common.timeutil import utcnow
 
 #: Notification types that post to the brand's webhook.
@@ -80,6 +81,8 @@ def update_brand(
         raise InvalidInput(errors)
     if not fields:
         return brand
+    if body.requires_approval and not brand.requires_approval:
+        _ensure_nothing_scheduled_unapproved(session, brand)
     for name, value in _stored(body, only=fields).items():
         setattr(brand, name, value)
     brand.version += 1
@@ -87,6 +90,24 @@ def update_brand(
     session.add(brand)
     session.flush()
     return brand
+
+
+def _ensure_nothing_scheduled_unapproved(session: Session, brand: Brand) -> None:
+    """Conflict when posts of the brand are on the schedule: they were scheduled without an
+    approval, and turning approval on must not leave them going out unapproved."""
+    ids = session.exec(
+        select(Post.id).where(Post.brand_id == brand.id, Post.status == PostStatus.SCHEDULED)
+    ).all()
+    approved = latest_approvals(session, ids)
+    scheduled = sum(
+        1 for i in ids if i not in approved or approved[i].status != ApprovalStatus.APPROVED
+    )
+    if scheduled:
+        raise Conflict(
+            f"{scheduled} post(s) of this brand are scheduled without an approval: take them "
+            'back to draft (PATCH /v1/posts/{id} {"status": "draft"}) or submit them for '
+            "approval first, then require approval"
+        )
 
 
 def delete_brand(session: Session, tenant_id: str, brand_id: str) -> None:

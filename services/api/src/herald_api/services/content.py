@@ -18,7 +18,7 @@ from herald_api.schemas.content import GenerateBody, Preferences, RegenerateBody
 from herald_api.services.brands import get_brand
 from herald_api.services.jobs import start_job
 from herald_api.services.posts import get_post
-from herald_common.content.editing import post_targets, refusal
+from herald_common.content.editing import latest_approval_status, post_targets, refusal
 from herald_common.content.generation import brand_zone, plan_month
 from herald_common.content.scheduling import MonthFull, month_is_over
 from herald_common.contracts import GENERATE_MONTHLY, REGENERATE_POST
@@ -66,7 +66,8 @@ def start_regeneration(
 
     def prepare(session: Session) -> dict[str, object]:
         post = get_post(session, tenant_id, post_id)
-        if reason := refusal(post, post_targets(session, post.id)):
+        approval = latest_approval_status(session, post.id)
+        if reason := refusal(post, post_targets(session, post.id), approval):
             raise Conflict(reason)
         if post.brand_id is None and not body.preferences.topics and not post.parts.get("topic"):
             raise InvalidInput(

@@ -956,6 +956,7 @@ def resolve_target(
         account = session.get(Account, target.account_id)
         if account is None or account.deleted_at is not None:
             raise Conflict("the target's account was deleted: there is nothing to send it to")
+        ensure_may_go_out(session, post, "send it again", brand_id=post.brand_id)
         _schedule(session, [target], now, now, checkpoint={})
         post.scheduled_at = now
     _touch(session, post, now)
