@@ -22,6 +22,7 @@ from herald_common.broker import redis_client
 from herald_common.contracts import CONTRACTS
 from herald_common.db import session_scope
 from herald_common.models import Approval, Brand
+from herald_common.notify import tenant_signing_key
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 from herald_embedded.stack import free_port
@@ -675,3 +676,37 @@ def test_with_the_broker_away_the_request_still_stands(
     with session_scope(engine) as session:
         approval = session.exec(select(Approval)).one()
     assert approval.updated_at.year == 1970
+
+
+# --- webhook signing key ----------------------------------------------------------------------
+
+
+def test_each_tenant_reads_its_own_webhook_signing_key(
+    engine: Engine,
+    broker: StubBroker,
+    platforms: Any,
+    settings: Any,
+    tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:
+    # Given an operator secret
+    signed = settings.model_copy(update={"approval_webhook_secret": "operator-secret"})
+    app = create_app(signed, engine=engine, broker=broker, platforms=platforms)
+
+    # When two tenants read their keys
+    mine = TestClient(app, headers=tenant.headers).simulate_get("/v1/webhooks/signing-key")
+    theirs = TestClient(app, headers=other_tenant.headers).simulate_get("/v1/webhooks/signing-key")
+
+    # I expect each its own key, neither the operator's secret
+    assert mine.status_code == 200
+    assert mine.json["key"] == tenant_signing_key("operator-secret", tenant.id)
+    assert theirs.json["key"] == tenant_signing_key("operator-secret", other_tenant.id)
+    assert mine.json["key"] != theirs.json["key"]
+    assert "operator-secret" not in mine.text
+
+
+def test_without_an_operator_secret_there_is_no_signing_key(client: TestClient) -> None:
+    result = client.simulate_get("/v1/webhooks/signing-key")
+
+    assert result.status_code == 409
+    assert "APPROVAL_WEBHOOK_SECRET" in result.json["error"]["message"]

@@ -43,6 +43,7 @@ EXPECTED = {
     "/v1/posts/{post_id}/approve": {"post"},
     "/v1/posts/{post_id}/reject": {"post"},
     "/v1/posts/{post_id}/approvals": {"get"},
+    "/v1/webhooks/signing-key": {"get"},
     "/v1/images": {"get", "post"},
     "/v1/images/{image_id}": {"get", "delete"},
     "/v1/images/{image_id}/content": {"get"},

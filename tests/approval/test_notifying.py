@@ -4,6 +4,7 @@ documents it, and a webhook receiver; each notice goes at most once."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from herald_common.notify import (
     WebhookSender,
     WhatsAppSender,
     signature,
+    tenant_signing_key,
     webhook_client,
     whatsapp_client,
     whatsapp_slots,
@@ -462,11 +464,18 @@ def test_a_webhook_notice_is_signed_and_carries_its_idempotency_key(
     # When the approvers are notified
     make_notifier(settings_for()).notify(payload)
 
-    # I expect one POST whose signature is the HMAC of its exact body, with the event and the
-    # notice's id as the idempotency key
+    # I expect one POST whose signature is the HMAC of its time and exact body under the
+    # tenant's own key, with the event and the notice's id as the idempotency key
     [call] = receiver.calls("/hooks/herald", "POST")
     [notice] = notices(sqlite_engine, payload)
-    assert call.headers["x-herald-signature"] == signature(SECRET, call.body)
+    sent = call.headers["x-herald-signature"]
+    stamp = int(sent.split(",")[0].removeprefix("t="))
+    assert abs(stamp - time.time()) < 60
+    key = tenant_signing_key(SECRET, notice.tenant_id)
+    assert sent == signature(key, call.body, stamp)
+    # and another tenant's key (or the operator's secret itself) does not verify it
+    assert sent != signature(tenant_signing_key(SECRET, "another-tenant"), call.body, stamp)
+    assert sent != signature(SECRET, call.body, stamp)
     assert call.headers["x-herald-event"] == "approval.requested"
     assert call.headers["idempotency-key"] == notice.id
     body = json.loads(call.body)

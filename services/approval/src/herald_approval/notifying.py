@@ -353,7 +353,13 @@ class Notifier:
         if not url:
             raise PermanentError("the request has no webhook_url")
         event = messages.webhook_event(request, notice_id=notice_id)
-        status = self._senders.webhook.send(url, request.event, event, idempotency_key=notice_id)
+        status = self._senders.webhook.send(
+            url,
+            request.event,
+            event,
+            idempotency_key=notice_id,
+            tenant_id=request.approval.tenant_id,
+        )
         return f"HTTP {status}"
 
 

@@ -11,7 +11,12 @@ PlatformError
 """
 
 from herald_common.notify.email import Email, EmailSender
-from herald_common.notify.webhook import WebhookSender, signature, webhook_client
+from herald_common.notify.webhook import (
+    WebhookSender,
+    signature,
+    tenant_signing_key,
+    webhook_client,
+)
 from herald_common.notify.whatsapp import (
     LocalSlots,
     RedisSlots,
@@ -43,6 +48,7 @@ __all__ = [
     "WebhookSender",
     "WhatsAppSender",
     "signature",
+    "tenant_signing_key",
     "webhook_client",
     "whatsapp_client",
     "whatsapp_slots",

@@ -1,9 +1,12 @@
 """Webhooks: a JSON POST to a tenant's URL, signed when APPROVAL_WEBHOOK_SECRET is set.
 
 Headers: `X-Herald-Event` (e.g. `approval.requested`), `Idempotency-Key` (the notice's id: the
-same on every try, so a receiver can drop a repeat) and `X-Herald-Signature: sha256=<hex>`, the
-HMAC-SHA256 of the exact body bytes with the secret. A receiver recomputes it over the raw body
-and compares in constant time (`hmac.compare_digest`).
+same on every try, so a receiver can drop a repeat) and `X-Herald-Signature: t=<unix seconds>,
+v1=<hex>`, the HMAC-SHA256 of `<t>.` followed by the exact body bytes, keyed with the tenant's
+own signing key (`tenant_signing_key`: derived from the operator's secret and the tenant's id,
+so no tenant can sign another's events; `GET /v1/webhooks/signing-key` gives it). A receiver
+recomputes it over the raw body, compares in constant time (`hmac.compare_digest`) and refuses
+a `t` more than a few minutes old, so a captured event cannot be replayed later.
 
 The URL is a tenant's: it may only reach public addresses (PLATFORM_ALLOW_PRIVATE_ADDRESSES
 lifts that for tests and private installs), and redirects are not followed.
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,9 +34,17 @@ from herald_common.platforms.http import (
 from herald_common.settings import Settings
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The X-Herald-Signature of `body`: `sha256=` and the hex HMAC-SHA256 with `secret`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def tenant_signing_key(secret: str, tenant_id: str) -> str:
+    """The key a tenant's webhook events are signed with (hex), derived from the operator's
+    APPROVAL_WEBHOOK_SECRET: each tenant can check its events and sign no one else's."""
+    return hmac.new(secret.encode(), f"herald-webhook:{tenant_id}".encode(), "sha256").hexdigest()
+
+
+def signature(key: str, body: bytes, timestamp: int) -> str:
+    """The X-Herald-Signature of `body` sent at `timestamp`: `t=<timestamp>,v1=<hex>` with
+    the hex HMAC-SHA256 of `<timestamp>.<body>` under `key`."""
+    signed = f"{timestamp}.".encode() + body
+    return f"t={timestamp},v1=" + hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def webhook_client(settings: Settings) -> httpx.Client:
@@ -58,7 +70,13 @@ class WebhookSender:
         return json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str).encode()
 
     def send(
-        self, url: str, event: str, payload: Mapping[str, Any], *, idempotency_key: str
+        self,
+        url: str,
+        event: str,
+        payload: Mapping[str, Any],
+        *,
+        idempotency_key: str,
+        tenant_id: str,
     ) -> int:
         """POST `payload` as `event`; the receiver's HTTP status (2xx). TransientError for a
         network failure, a timeout, 408/425/429 or 5xx; PermanentError for any other answer."""
@@ -69,7 +87,8 @@ class WebhookSender:
             "Idempotency-Key": idempotency_key,
         }
         if self._settings.approval_webhook_secret:
-            headers["X-Herald-Signature"] = signature(self._settings.approval_webhook_secret, body)
+            key = tenant_signing_key(self._settings.approval_webhook_secret, tenant_id)
+            headers["X-Herald-Signature"] = signature(key, body, int(time.time()))
         where = shown_url(url)
         try:
             response = self._client.post(url, content=body, headers=headers)

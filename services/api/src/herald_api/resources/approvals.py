@@ -16,10 +16,13 @@ from herald_api.schemas.approvals import (
     DecisionBody,
     NoticeOut,
     RejectBody,
+    SigningKeyOut,
     SubmitBody,
 )
 from herald_api.services import approvals, posts
 from herald_common.db import session_scope
+from herald_common.errors import Conflict
+from herald_common.notify import tenant_signing_key
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 
@@ -167,4 +170,38 @@ def routes(
             ),
             tag="approvals",
         ),
+        Route(
+            "/v1/webhooks/signing-key",
+            SigningKey(settings),
+            (
+                Operation(
+                    "get",
+                    "The key this tenant's webhook events are signed with",
+                    SigningKeyOut,
+                    errors=(409,),
+                    description="`X-Herald-Signature: t=<unix seconds>,v1=<hex>` is the "
+                    "HMAC-SHA256 of `<t>.` and the raw body under this key. Check it in "
+                    "constant time and refuse a `t` older than five minutes. The key is the "
+                    "tenant's own: no other tenant can sign its events. 409 when the operator "
+                    "has not set APPROVAL_WEBHOOK_SECRET (events are then unsigned).",
+                ),
+            ),
+            tag="approvals",
+        ),
     ]
+
+
+class SigningKey:
+    """GET /v1/webhooks/signing-key"""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        secret = self._settings.approval_webhook_secret
+        if not secret:
+            raise Conflict(
+                "webhook events are not signed: the operator has not set APPROVAL_WEBHOOK_SECRET"
+            )
+        key = tenant_signing_key(secret, req.context.tenant_id)
+        resp.media = SigningKeyOut(key=key).model_dump(mode="json")

@@ -218,3 +218,12 @@ class ApprovalList(_Out):
     """A post's approval requests, newest first."""
 
     data: list[ApprovalDetailOut]
+
+
+class SigningKeyOut(BaseModel):
+    """The tenant's webhook signing key."""
+
+    key: str = Field(description="Hex; HMAC-SHA256 key of `X-Herald-Signature`'s `v1`.")
+    algorithm: str = "HMAC-SHA256"
+    header: str = "X-Herald-Signature"
+    format: str = "t=<unix seconds>,v1=<hex HMAC of '<t>.' + raw body>"
