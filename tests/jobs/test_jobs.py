@@ -21,6 +21,7 @@ from herald_common.jobs import (
     JobFailed,
     JobRun,
     create_job,
+    lost_after,
     resend_stale,
     run_job,
     send_job,
@@ -173,11 +174,16 @@ def test_the_scheduler_sends_lost_jobs_again(engine) -> None:
     broker.declare_queue(GENERATE_IMAGE.queue)
     settings = make_settings(job_requeue_after_seconds=60)
     now = utcnow()
+    # An image job's message counts as lost after twice its time limit (5 min): a worker may
+    # hold it prefetched while its threads run long jobs
+    lost = lost_after(settings, GENERATE_IMAGE)
+    assert lost == timedelta(minutes=10)
 
-    # Given a job sent just now, nothing is resent
+    # Given a job sent just now, nothing is resent, nor just before it counts as lost
     assert resend_stale(engine, broker, settings, now).resent == 0
-    # When its message has been gone longer than the requeue age
-    later = now + timedelta(seconds=61)
+    assert resend_stale(engine, broker, settings, now + lost - timedelta(seconds=5)).resent == 0
+    # When its message has been gone longer than that
+    later = now + lost + timedelta(seconds=1)
     outcome = resend_stale(engine, broker, settings, later)
 
     # Then it is sent again, once, and stamped so the next pass leaves it

@@ -31,7 +31,7 @@ from typing import Any
 
 from dramatiq.broker import Broker
 from pydantic import ValidationError
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
@@ -276,18 +276,17 @@ def resend_stale(
 ) -> Resent:
     """Send again jobs whose message was lost, and put back those whose worker died.
 
-    A job `queued` for JOB_REQUEUE_AFTER_SECONDS never started: its message is sent again
-    (the claim lets one copy through). A job `running` past its contract's time limit plus
+    A job `queued` and never started for longer than `lost_after` (or never sent at all) lost
+    its message: it is sent again (the claim lets one copy through). A job `running` past its contract's time limit plus
     JOB_STALE_GRACE_SECONDS lost its worker: it goes back to `queued` and is sent again, or
     fails when its tries are spent.
     """
-    lost_before = now - timedelta(seconds=settings.job_requeue_after_seconds)
     resend: list[Job] = []
     requeued = failed = 0
     with session_scope(engine) as session:
         queued = session.exec(
             select(Job)
-            .where(col(Job.status) == JobStatus.QUEUED, col(Job.queued_at) < lost_before)
+            .where(col(Job.status) == JobStatus.QUEUED, _lost(settings, now))
             .order_by(col(Job.queued_at))
             .limit(limit)
         ).all()
@@ -347,6 +346,31 @@ def resend_stale(
             failed,
         )
     return Resent(len(resend) - requeued, requeued, failed, send_failed)
+
+
+def lost_after(settings: Settings, contract: Contract) -> timedelta:
+    """How long a queued job's message may go unclaimed before it counts as lost.
+
+    At least JOB_REQUEUE_AFTER_SECONDS, and twice the contract's time limit: a worker holds
+    prefetched messages while its threads run long jobs (a month of content runs up to 30 min),
+    and resending those would only pile up duplicates for the claim to drop.
+    """
+    return max(
+        timedelta(seconds=settings.job_requeue_after_seconds),
+        2 * timedelta(milliseconds=contract.time_limit_ms),
+    )
+
+
+def _lost(settings: Settings, now: datetime) -> Any:
+    """Queued jobs whose message was never sent, or is lost by its kind's measure."""
+    kinds = {c.job_name: c for c in CONTRACTS}.values()
+    return or_(
+        col(Job.queued_at) == NEVER_SENT,
+        *(
+            and_(col(Job.kind) == c.job_name, col(Job.queued_at) < now - lost_after(settings, c))
+            for c in kinds
+        ),
+    )
 
 
 def _stamp(session: Session, job: Job, status: JobStatus, now: datetime) -> bool:
