@@ -191,6 +191,37 @@ def test_when_every_target_fails_for_now_the_job_is_tried_again(engine, registry
     assert target(engine, target_id).metrics_due_at is not None
 
 
+def test_a_later_try_carries_on_where_the_last_one_stopped(engine, registry, settings):
+    # Given a client's pull of three posts whose first try read one of them, then its worker
+    # stopped (the job is back in the queue for its second try)
+    tenant = add_tenant(engine)
+    account = add_account(engine, registry, tenant)
+    _, [first] = add_published(engine, registry, tenant, [account])
+    for _ in range(2):
+        add_published(engine, registry, tenant, [account])
+    job_id = start(engine, tenant)
+    pulling = puller(engine, registry, settings)
+    pulling.pull(tenant, [first], ["likes"])
+
+    def stop_after_claiming(run):
+        raise SystemExit  # the worker went away: nothing records an outcome
+
+    with pytest.raises(SystemExit):
+        run_job(engine, PULL_ANALYTICS, job_id, stop_after_claiming)
+    with session_scope(engine) as session:
+        session.execute(update(Job).where(col(Job.id) == job_id).values(status=JobStatus.QUEUED))
+
+    # When it runs again
+    run_job(engine, PULL_ANALYTICS, job_id, pulling.pull_job)
+
+    # Then it read only the two it had not, and counts all three as done
+    job = job_of(engine, job_id)
+    assert job.status == JobStatus.SUCCEEDED
+    assert (job.progress, job.total) == (3, 3)
+    assert [s.target_id for s in snapshots(engine, target_id=first)] == [first]
+    assert len(snapshots(engine)) == 3
+
+
 def test_a_rate_limit_skips_the_accounts_other_posts_but_not_other_accounts(
     engine, registry, settings, mastodon
 ):

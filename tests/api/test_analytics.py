@@ -4,7 +4,7 @@ over known snapshots, and one post's history; tenant-scoped."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dramatiq
@@ -109,7 +109,20 @@ def test_a_pull_without_a_body_pulls_everything_with_the_default_metrics(client,
     assert result.status_code == 202
     [message] = waiting(broker)
     assert message.kwargs["metrics"] == ["likes", "reposts", "replies", "views"]
-    assert message.kwargs["post_ids"] is None and message.kwargs["start"] is None
+    # over the last 30 days of publishing: a pull must fit in its job's time limit
+    assert message.kwargs["post_ids"] is None and message.kwargs["end"] is None
+    start = date.fromisoformat(message.kwargs["start"])
+    assert start == datetime.now(UTC).date() - timedelta(days=29)
+
+
+def test_a_pull_over_more_than_a_year_is_refused(client, broker):
+    result = client.simulate_post(
+        "/v1/analytics/pull", json={"start": "2024-01-01", "end": "2025-06-30"}
+    )
+
+    assert result.status_code == 422
+    assert fields_of(result) == {"start": "the range may span at most 366 days"}
+    assert waiting(broker) == []
 
 
 @pytest.mark.parametrize(

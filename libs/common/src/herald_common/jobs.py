@@ -139,6 +139,8 @@ class JobRun:
     attempt: int
     payload: dict[str, Any]
     clock: Callable[[], datetime] = utcnow
+    #: When the job was accepted: a later try can tell what earlier ones already did.
+    created_at: datetime | None = None
 
     def progress(self, done: int, total: int | None = None, session: Session | None = None) -> None:
         """Report `done` of `total` units. Pass the session that wrote those units, so the
@@ -189,7 +191,9 @@ def run_job(
     if job is None:
         log.info("job %s: not queued (a duplicate or stale message); nothing to do", job_id)
         return
-    run = JobRun(engine, job.id, job.tenant_id, job.attempts, dict(job.payload), clock)
+    run = JobRun(
+        engine, job.id, job.tenant_id, job.attempts, dict(job.payload), clock, job.created_at
+    )
     started = time.monotonic()
     try:
         result = work(run)

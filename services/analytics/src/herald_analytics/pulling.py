@@ -137,12 +137,17 @@ class Puller:
         """A client's pull, as `run_job`'s work: its result, or EveryTargetWaits."""
         payload = PullAnalyticsPayload.model_validate(run.payload, strict=False)
         target_ids = self.select(run.tenant_id, payload)
-        run.progress(0, len(target_ids))
+        # A later try (the last one ran out of time or lost its worker) carries on: targets
+        # read since the job was accepted are not asked again.
+        since = run.created_at or run.clock()
+        done = self.read_since(target_ids, since) if run.attempt > 1 else set()
+        target_ids = [t for t in target_ids if t not in done]
+        run.progress(len(done), len(done) + len(target_ids))
         report = self.pull(
             run.tenant_id,
             target_ids,
             payload.metrics,
-            progress=lambda done, session: run.progress(done, session=session),
+            progress=lambda count, session: run.progress(len(done) + count, session=session),
         )
         if report.targets and not report.snapshots and all(f.transient for f in report.failed):
             reasons = "; ".join(sorted({f.reason for f in report.failed}))
@@ -160,6 +165,21 @@ class Puller:
             len(report.failed),
         )
         return report
+
+    def read_since(self, target_ids: Sequence[str], since: datetime) -> set[str]:
+        """Those of the targets with a snapshot taken at `since` or later."""
+        with session_scope(self.engine) as session:
+            found: set[str] = set()
+            for chunk in range(0, len(target_ids), 500):
+                found |= set(
+                    session.exec(
+                        select(MetricSnapshot.target_id).where(
+                            col(MetricSnapshot.target_id).in_(target_ids[chunk : chunk + 500]),
+                            col(MetricSnapshot.taken_at) >= since,
+                        )
+                    ).all()
+                )
+            return found
 
     def select(self, tenant_id: str, payload: PullAnalyticsPayload) -> list[str]:
         """The tenant's published targets a client's pull covers, oldest first."""

@@ -43,13 +43,26 @@ from herald_common.timeutil import utcnow
 
 def start_pull(engine: Engine, broker: Broker, tenant_id: str, body: AnalyticsPullBody) -> Job:
     """Accept a client's pull: checked (422 naming the field) before anything is written, then
-    a job is written and sent."""
+    a job is written and sent.
+
+    Without posts named, the pull covers at most MAX_RANGE_DAYS of publishing (the last
+    DEFAULT_RANGE_DAYS when no start is given): one job must finish within its time limit, and
+    every platform call spends the rate limits publishing needs too.
+    """
     _check_order(body.start, body.end)
+    start = body.start
+    if body.post_ids is None:
+        end = body.end or utcnow().date()
+        start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+        if (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise InvalidInput(
+                FieldError("start", f"the range may span at most {MAX_RANGE_DAYS} days")
+            )
 
     def prepare(session: Session) -> dict[str, Any]:
         if body.post_ids is not None:
             _check_posts(session, tenant_id, body.post_ids)
-        payload: dict[str, Any] = {"start": body.start, "end": body.end, "post_ids": body.post_ids}
+        payload: dict[str, Any] = {"start": start, "end": body.end, "post_ids": body.post_ids}
         if body.metrics is not None:
             payload["metrics"] = list(dict.fromkeys(body.metrics))
         return payload
