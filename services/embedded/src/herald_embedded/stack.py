@@ -139,19 +139,24 @@ class Stack:
 
     def start(self, services: Sequence[str] = WORKER_SERVICES) -> Stack:
         """Migrate, start the API, publisher, token-refresher, scheduler and `services`, and
-        wait until the API is ready."""
+        wait until the API is ready; on failure, stop whatever was started."""
         self.migrate()
-        self.start_api()
-        self.start_publisher()
-        self.start_token_refresher()
-        for service in services:
-            self.start_worker(service)
-        self.start_scheduler()
-        self.wait_ready()
-        self.api_key = self.create_tenant()
+        try:
+            self.start_api()
+            self.start_publisher()
+            self.start_token_refresher()
+            for service in services:
+                self.start_worker(service)
+            self.start_scheduler()
+            self.wait_ready()
+            self.api_key = self.create_tenant()
+        except BaseException:
+            # A scheduler left running would go on dispatching from the shared database.
+            self.stop_all()
+            raise
         return self
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 60) -> None:
         def ready() -> bool:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
