@@ -237,3 +237,46 @@ def test_the_sweep_runs_in_the_schedulers_tick(
     # I expect the approvals sweep to have reminded it
     assert report.sweeps.get("approvals") == 1
     platforms.close()
+
+
+def test_a_notice_left_unfinished_is_sent_again_once(
+    engine: Engine, broker: StubBroker, settings: Settings
+) -> None:
+    # Given two waiting requests (due in three days: no reminder yet) whose notices never
+    # finished: one left `sending` by a worker that stopped on the message's last try, one
+    # left `retrying` by a retry message that was lost; and a third whose notice is only
+    # just being sent
+    due = NOW + timedelta(days=3)
+    _, stopped = waiting(engine, due_at=due, told=False)
+    _, lost = waiting(engine, due_at=due, told=False)
+    _, busy = waiting(engine, due_at=due, told=False)
+    with session_scope(engine) as session:
+        for approval_id, status, began in (
+            (stopped, "sending", NOW - approvals.SENDING_STALE - timedelta(seconds=1)),
+            (lost, "retrying", NOW - approvals.RETRYING_STALE - timedelta(seconds=1)),
+            (busy, "sending", NOW - timedelta(seconds=10)),
+        ):
+            row = session.get_one(Approval, approval_id)
+            session.add(
+                ApprovalNotice(
+                    tenant_id=row.tenant_id,
+                    approval_id=approval_id,
+                    kind="request",
+                    channel="email",
+                    recipient="jane@example.com",
+                    status=status,
+                    created_at=began,
+                )
+            )
+
+    # When the sweep runs twice
+    first = approvals.resume_unfinished(engine, broker, NOW)
+    second = approvals.resume_unfinished(engine, broker, NOW + timedelta(seconds=5))
+
+    # I expect one message for each of the two left unfinished, and nothing for the busy one
+    assert (first, second) == (2, 0)
+    assert sorted(m["approval_id"] for m in sent(broker)) == sorted([stopped, lost])
+    assert all(m["reminder"] is False for m in sent(broker))
+    with session_scope(engine) as session:
+        statuses = {n.approval_id: n.status for n in session.exec(select(ApprovalNotice)).all()}
+    assert statuses == {stopped: "retrying", lost: "retrying", busy: "sending"}

@@ -14,6 +14,10 @@ read bounded by BATCH:
    broker refuses it the stamp is taken back for the next pass.
 3. Overdue: a request past its due time gets `overdue_at`. Its post stays `pending_approval`
    and is never published: a post that waits cannot be scheduled.
+4. Unfinished notices: a notice left `sending` past the approval service's stale age (its
+   worker stopped on the message's last try), or `retrying` with no message back after the
+   contract's longest backoff, is marked `retrying` again (compare-and-set on its try's start)
+   and its request's message sent, so an approver is not left untold.
 
 Two schedulers may run: every change is a compare-and-set, so one of them sends each message.
 """
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from dramatiq.broker import Broker
-from sqlalchemy import exists, update
+from sqlalchemy import and_, exists, or_, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlmodel import Session, col, select
 
@@ -57,7 +61,80 @@ def sweep(engine: Engine, broker: Broker, settings: Settings, now: datetime) -> 
         resend_untold(engine, broker, settings, now)
         + send_reminders(engine, broker, settings, now)
         + flag_overdue(engine, now)
+        + resume_unfinished(engine, broker, now)
     )
+
+
+#: A notice `sending` this long lost its worker (the approval service's own stale age)…
+SENDING_STALE = timedelta(milliseconds=NOTIFY_APPROVERS.time_limit_ms, seconds=60)
+#: …and one `retrying` this long lost the message that was to retry it.
+RETRYING_STALE = SENDING_STALE + timedelta(milliseconds=NOTIFY_APPROVERS.retry.max_backoff_ms)
+
+
+def resume_unfinished(engine: Engine, broker: Broker, now: datetime, *, limit: int = BATCH) -> int:
+    """Send again the requests (or reminders) of pending approvals with a notice nobody will
+    finish otherwise."""
+    unfinished = or_(
+        and_(
+            col(ApprovalNotice.status) == "sending",
+            col(ApprovalNotice.created_at) < now - SENDING_STALE,
+        ),
+        and_(
+            col(ApprovalNotice.status) == "retrying",
+            col(ApprovalNotice.created_at) < now - RETRYING_STALE,
+        ),
+    )
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(ApprovalNotice, Approval)
+            .join(Approval, col(Approval.id) == col(ApprovalNotice.approval_id))
+            .where(col(Approval.status) == ApprovalStatus.PENDING, unfinished)
+            .order_by(col(ApprovalNotice.created_at))
+            .limit(limit)
+        ).all()
+        wanted: dict[tuple[str, bool], _Due] = {}
+        for notice, approval in rows:
+            taken: CursorResult[object] = session.execute(  # type: ignore[assignment]
+                update(ApprovalNotice)
+                .where(
+                    col(ApprovalNotice.id) == notice.id,
+                    col(ApprovalNotice.status) == notice.status,
+                    col(ApprovalNotice.created_at) == notice.created_at,
+                )
+                .values(status="retrying", created_at=now)
+            )
+            if taken.rowcount:
+                due = _Due(
+                    approval.id, approval.tenant_id, approval.post_id,
+                    approval.notification_type, None,
+                )  # fmt: skip
+                wanted[(approval.id, notice.kind == "reminder")] = due
+    if not wanted:
+        return 0
+    log.warning("approvals: %d notice message(s) lost; sending again", len(wanted))
+    sent = 0
+    for reminder in (False, True):
+        items = [due for (_, is_reminder), due in wanted.items() if is_reminder is reminder]
+        sent += _resend(broker, items, reminder=reminder)
+    return sent
+
+
+def _resend(broker: Broker, items: list[_Due], *, reminder: bool) -> int:
+    """Send the messages; what the broker refuses stays `retrying` for a later pass."""
+    for index, due in enumerate(items):
+        payload = NotifyApproversPayload(
+            tenant_id=due.tenant_id,
+            post_id=due.post_id,
+            approval_id=due.id,
+            notification_type=due.notification_type,  # type: ignore[arg-type]
+            reminder=reminder,
+        )
+        try:
+            send(broker, NOTIFY_APPROVERS, payload)
+        except Exception as exc:
+            log.error("approvals: broker unreachable (%s); notices wait", type(exc).__name__)
+            return index
+    return len(items)
 
 
 def resend_untold(
