@@ -120,7 +120,8 @@ def resume_unfinished(engine: Engine, broker: Broker, now: datetime, *, limit: i
 
 
 def _resend(broker: Broker, items: list[_Due], *, reminder: bool) -> int:
-    """Send the messages; what the broker refuses stays `retrying` for a later pass."""
+    """Send the messages; how many went before the broker refused one (what it refused waits
+    for a later pass)."""
     for index, due in enumerate(items):
         payload = NotifyApproversPayload(
             tenant_id=due.tenant_id,
@@ -132,7 +133,12 @@ def _resend(broker: Broker, items: list[_Due], *, reminder: bool) -> int:
         try:
             send(broker, NOTIFY_APPROVERS, payload)
         except Exception as exc:
-            log.error("approvals: broker unreachable (%s); notices wait", type(exc).__name__)
+            log.error(
+                "approvals: broker unreachable (%s); %d %s wait for the next pass",
+                type(exc).__name__,
+                len(items) - index,
+                "reminder(s)" if reminder else "request(s)",
+            )
             return index
     return len(items)
 
@@ -246,31 +252,14 @@ def _send(
 ) -> int:
     """Send one message per claimed request (committed already); on a broker failure, take the
     unsent claims back so the next pass tries them again."""
-    for index, due in enumerate(claimed):
-        payload = NotifyApproversPayload(
-            tenant_id=due.tenant_id,
-            post_id=due.post_id,
-            approval_id=due.id,
-            notification_type=due.notification_type,  # type: ignore[arg-type]
-            reminder=reminder,
-        )
-        try:
-            send(broker, NOTIFY_APPROVERS, payload)
-        except Exception as exc:
-            unsent = claimed[index:]
-            log.error(
-                "approvals: broker unreachable (%s); %d %s wait for the next pass",
-                type(exc).__name__,
-                len(unsent),
-                "reminder(s)" if reminder else "request(s)",
-            )
-            field = "reminded_at" if reminder else "updated_at"
-            with session_scope(engine) as session:
-                for item in unsent:
-                    session.execute(
-                        update(Approval)
-                        .where(col(Approval.id) == item.id, getattr(Approval, field) == now)
-                        .values({field: item.before})
-                    )
-            return index
-    return len(claimed)
+    sent = _resend(broker, claimed, reminder=reminder)
+    field = "reminded_at" if reminder else "updated_at"
+    if sent < len(claimed):
+        with session_scope(engine) as session:
+            for item in claimed[sent:]:
+                session.execute(
+                    update(Approval)
+                    .where(col(Approval.id) == item.id, getattr(Approval, field) == now)
+                    .values({field: item.before})
+                )
+    return sent
