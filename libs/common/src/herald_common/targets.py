@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from herald_common.analytics import first_pull_at
 from herald_common.db import session_scope
-from herald_common.errors import HeraldError, TransientError
+from herald_common.errors import Conflict, HeraldError, TransientError
 from herald_common.metrics import observe_settled
 from herald_common.models import (
     ACTIVE_TARGET_STATES,
@@ -43,6 +43,50 @@ from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+
+
+#: Targets in flight or done: their post's text and time can no longer change.
+SENT_STATES = frozenset({TargetStatus.PUBLISHING, TargetStatus.PUBLISHED, TargetStatus.UNKNOWN})
+
+#: Why a target was canceled (its `error_kind`): with its post, its account taken off the
+#: post, or its account deleted. Only the first kind is still one of the post's accounts.
+CANCELED_WITH_POST = "canceled"
+REMOVED_FROM_POST = "removed"
+ACCOUNT_DELETED = "account_deleted"
+
+
+def is_member(target: Target) -> bool:
+    """Whether the target is still one of the post's accounts (not removed, not deleted)."""
+    return target.status != TargetStatus.CANCELED or target.error_kind in (None, CANCELED_WITH_POST)
+
+
+def forget_checkpoints(
+    session: Session,
+    platforms: PlatformRegistry,
+    targets: Iterable[Target],
+    now: datetime,
+    action: str,
+) -> None:
+    """Clear what earlier tries left on the platforms (it holds the old text or media) before
+    `action` changes them; Conflict when one may already have made the post visible, where
+    only a person can say what happened."""
+    targets = list(targets)
+    in_flight = [
+        t for t in targets if t.checkpoint and platforms.get(t.platform).may_be_public(t.checkpoint)
+    ]
+    if in_flight:
+        names = ", ".join(sorted({t.platform for t in in_flight}))
+        raise Conflict(
+            f"cannot {action}: an earlier try on {names} may already have "
+            "published this post (the platform's answer was not seen); wait for it to finish, "
+            "or cancel the post"
+        )
+    for target in targets:
+        if target.checkpoint:
+            target.checkpoint = {}
+            target.updated_at = now
+            session.add(target)
+    session.flush()
 
 
 def backoff_seconds(

@@ -32,17 +32,7 @@ from herald_common.models import (
     TargetStatus,
 )
 from herald_common.platforms import PlatformRegistry
-from herald_common.targets import lock_post
-
-#: Targets in flight or done: their post's text can no longer change.
-SENT_STATES = frozenset({TargetStatus.PUBLISHING, TargetStatus.PUBLISHED, TargetStatus.UNKNOWN})
-#: Why a canceled target is no longer one of its post's accounts (herald_api's posts service).
-_LEFT_POST = ("removed", "account_deleted")
-
-
-def is_member(target: Target) -> bool:
-    """Whether the target is still one of its post's accounts."""
-    return target.status != TargetStatus.CANCELED or target.error_kind not in _LEFT_POST
+from herald_common.targets import SENT_STATES, forget_checkpoints, is_member, lock_post
 
 
 def refusal(post: Post, targets: Sequence[Target], approval: str | None = None) -> str | None:
@@ -154,7 +144,7 @@ def rewrite_post(
     if fitted is None:
         problems = rules.problems(parts.text())
         raise InvalidInput(FieldError("content", f"the new {scope} does not fit: {problems[0]}"))
-    _forget_checkpoints(session, registry, targets, now)
+    forget_checkpoints(session, registry, targets, now, f"rewrite its {scope}")
     post.content = fitted.text()
     post.parts = fitted.as_dict()
     post.version += 1
@@ -162,24 +152,3 @@ def rewrite_post(
     session.add(post)
     session.flush()
     return post
-
-
-def _forget_checkpoints(
-    session: Session, registry: PlatformRegistry, targets: Sequence[Target], now: datetime
-) -> None:
-    """Clear what earlier tries left (it holds the old text); Conflict when one may already
-    have made the post visible, where only a person can say what happened."""
-    in_flight = [
-        t for t in targets if t.checkpoint and registry.get(t.platform).may_be_public(t.checkpoint)
-    ]
-    if in_flight:
-        names = ", ".join(sorted({t.platform for t in in_flight}))
-        raise Conflict(
-            f"an earlier try on {names} may already have published this post (the platform's "
-            "answer was not seen); wait for it to finish, or cancel the post"
-        )
-    for target in targets:
-        if target.checkpoint:
-            target.checkpoint = {}
-            target.updated_at = now
-            session.add(target)

@@ -59,7 +59,17 @@ from herald_common.models import (
     TargetStatus,
 )
 from herald_common.platforms import PlatformRegistry
-from herald_common.targets import account_ref, lock_post, refresh_post_status
+from herald_common.targets import (
+    ACCOUNT_DELETED,
+    CANCELED_WITH_POST,
+    REMOVED_FROM_POST,
+    SENT_STATES,
+    account_ref,
+    forget_checkpoints,
+    is_member,
+    lock_post,
+    refresh_post_status,
+)
 from herald_common.timeutil import utcnow
 
 #: Targets that have not started: they can still be canceled.
@@ -68,12 +78,6 @@ PENDING_STATES = frozenset(
 )
 #: Targets that can be (re)scheduled, published now or made a draft again.
 REVIVABLE_STATES = PENDING_STATES | {TargetStatus.FAILED, TargetStatus.CANCELED}
-#: Targets in flight or done: their post can no longer be edited or rescheduled.
-SENT_STATES = frozenset({TargetStatus.PUBLISHING, TargetStatus.PUBLISHED, TargetStatus.UNKNOWN})
-
-CANCELED_WITH_POST = "canceled"
-REMOVED_FROM_POST = "removed"
-ACCOUNT_DELETED = "account_deleted"
 
 #: Rules whose breach reads "too long"; any other platform rule reads "not accepted".
 _LENGTH_RULES = ("length", "characters", "graphemes", "bytes", "caption", "title")
@@ -390,11 +394,6 @@ def _null_errors(body: PostUpdate | Any) -> list[FieldError]:
 # --- the post's account set ------------------------------------------------------------------
 
 
-def _is_member(target: Target) -> bool:
-    """Whether the target is still one of the post's accounts (not removed, not deleted)."""
-    return target.status != TargetStatus.CANCELED or target.error_kind in (None, CANCELED_WITH_POST)
-
-
 def _accounts_of(session: Session, targets: Sequence[Target]) -> dict[str, Account]:
     ids = {t.account_id for t in targets}
     if not ids:
@@ -409,7 +408,7 @@ def _revivable(targets: Sequence[Target], accounts: dict[str, Account]) -> list[
         t
         for t in targets
         if t.status in REVIVABLE_STATES
-        and _is_member(t)
+        and is_member(t)
         and accounts[t.account_id].deleted_at is None
     ]
 
@@ -419,7 +418,7 @@ def _ensure_unsent(targets: Sequence[Target], action: str) -> None:
     sent = Counter(t.status for t in targets if t.status in SENT_STATES)
     if not sent:
         return
-    members = sum(1 for t in targets if _is_member(t))
+    members = sum(1 for t in targets if is_member(t))
     published = sent.get(TargetStatus.PUBLISHED, 0)
     parts = [f"post was already published to {published} of {members} accounts"]
     if sent.get(TargetStatus.PUBLISHING):
@@ -613,7 +612,7 @@ def update_post(
         wanted = [
             accounts[t.account_id]
             for t in targets
-            if _is_member(t) and accounts[t.account_id].deleted_at is None
+            if is_member(t) and accounts[t.account_id].deleted_at is None
         ]
     reschedule = body.scheduled_at is not None or body.timezone is not None
     when = None
@@ -650,7 +649,7 @@ def update_post(
         # Work an earlier try left on a platform (an Instagram container, a TikTok upload)
         # holds the old text or media: the next try must start afresh — unless that work may
         # already be public, when only a person can say what happened.
-        _forget_checkpoints(session, platforms, targets, now)
+        forget_checkpoints(session, platforms, targets, now, "change the text or media")
     post.content = content
     post.media = media
     if body.account_ids is not None:
@@ -676,28 +675,6 @@ def _withdrawn_why(revised: bool) -> str:
     return "the post was taken back to draft"
 
 
-def _forget_checkpoints(
-    session: Session, platforms: PlatformRegistry, targets: Sequence[Target], now: datetime
-) -> None:
-    """Clear what earlier tries left; Conflict when one may have made a post visible."""
-    in_flight = [
-        t for t in targets if t.checkpoint and platforms.get(t.platform).may_be_public(t.checkpoint)
-    ]
-    if in_flight:
-        names = ", ".join(sorted({t.platform for t in in_flight}))
-        raise Conflict(
-            f"cannot change the text or media: an earlier try on {names} may already have "
-            "published this post (the platform's answer was not seen); wait for it to finish, "
-            "or cancel the post"
-        )
-    for target in targets:
-        if target.checkpoint:
-            target.checkpoint = {}
-            target.updated_at = now
-            session.add(target)
-    session.flush()
-
-
 def _set_accounts(
     session: Session,
     post: Post,
@@ -709,7 +686,7 @@ def _set_accounts(
     wanted_ids = {account.id for account in wanted}
     by_account = {t.account_id: t for t in targets}
     for target in targets:
-        if _is_member(target) and target.account_id not in wanted_ids:
+        if is_member(target) and target.account_id not in wanted_ids:
             _move(
                 session,
                 target,
@@ -719,7 +696,7 @@ def _set_accounts(
                 error="account removed from this post",
             )
     # New accounts join the post where its other targets are: on the draft, or on the schedule.
-    members = [t for t in targets if _is_member(t) and t.account_id in wanted_ids]
+    members = [t for t in targets if is_member(t) and t.account_id in wanted_ids]
     due_at: datetime | None = None
     status = TargetStatus.DRAFT
     if not any(t.status == TargetStatus.DRAFT for t in members) and any(
@@ -729,7 +706,7 @@ def _set_accounts(
         due_at = post.scheduled_at if post.scheduled_at and post.scheduled_at > now else now
     for account in wanted:
         existing = by_account.get(account.id)
-        if existing is not None and _is_member(existing):
+        if existing is not None and is_member(existing):
             continue
         if existing is not None:
             # (post_id, account_id) is unique: the old canceled target comes back.
