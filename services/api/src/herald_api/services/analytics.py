@@ -49,15 +49,11 @@ def start_pull(engine: Engine, broker: Broker, tenant_id: str, body: AnalyticsPu
     DEFAULT_RANGE_DAYS when no start is given): one job must finish within its time limit, and
     every platform call spends the rate limits publishing needs too.
     """
-    _check_order(body.start, body.end)
     start = body.start
     if body.post_ids is None:
-        end = body.end or utcnow().date()
-        start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
-        if (end - start).days + 1 > MAX_RANGE_DAYS:
-            raise InvalidInput(
-                FieldError("start", f"the range may span at most {MAX_RANGE_DAYS} days")
-            )
+        start, _ = _days(body.start, body.end)
+    else:
+        _check_order(body.start, body.end)
 
     def prepare(session: Session) -> dict[str, Any]:
         if body.post_ids is not None:
@@ -95,8 +91,14 @@ def _check_posts(session: Session, tenant_id: str, post_ids: Sequence[str]) -> N
 
 def date_range(query: AnalyticsQuery, today: date | None = None) -> tuple[date, date]:
     """The UTC days to aggregate over: as asked, else the last 30 days; 422 past 366 days."""
-    end = query.end or today or utcnow().date()
-    start = query.start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    return _days(query.start, query.end, today)
+
+
+def _days(start: date | None, end: date | None, today: date | None = None) -> tuple[date, date]:
+    """The UTC days from `start` to `end` (default: the DEFAULT_RANGE_DAYS up to today); 422
+    when they are out of order or span more than MAX_RANGE_DAYS."""
+    end = end or today or utcnow().date()
+    start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     _check_order(start, end)
     if (end - start).days + 1 > MAX_RANGE_DAYS:
         raise InvalidInput(FieldError("start", f"the range may span at most {MAX_RANGE_DAYS} days"))
