@@ -112,7 +112,7 @@ from herald_common.errors import NeedsAuth, PermanentError, PlatformError, Trans
 from herald_common.platforms.auth import Authenticator, Connection, OAuthClient, Refreshed
 from herald_common.platforms.base import AccountRef
 from herald_common.platforms.facebook import FacebookCredentials, FacebookSettings
-from herald_common.platforms.http import transport_error
+from herald_common.platforms.http import json_object, transport_error
 from herald_common.platforms.instagram import InstagramCredentials, InstagramSettings
 from herald_common.platforms.meta import (
     GRAPH_API_VERSION,
@@ -361,16 +361,7 @@ class _MetaAuthenticator(Authenticator):
                 code_exchange=code_exchange,
                 now=self._clock,
             )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise TransientError(
-                f"{self.platform}: Meta answered HTTP {response.status_code} without a JSON object",
-                http_status=response.status_code,
-            )
-        return body
+        return json_object(self.platform, response)
 
     def _token_from(self, body: Mapping[str, Any], step: str) -> tuple[str, float | None]:
         """The access token of a token answer and when it expires (None: not said)."""
