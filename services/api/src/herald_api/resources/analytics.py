@@ -7,6 +7,7 @@ from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
 from herald_api.parsing import parse_body, parse_query
+from herald_api.resources.jobs import accepted
 from herald_api.routing import Operation, Route
 from herald_api.schemas.analytics import (
     AnalyticsOut,
@@ -44,9 +45,7 @@ class AnalyticsPull:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_body(req, AnalyticsPullBody)
         job = analytics.start_pull(self._engine, self._broker, req.context.tenant_id, body)
-        resp.status = 202
-        resp.location = f"/v1/jobs/{job.id}"
-        resp.media = JobOut.model_validate(job).model_dump(mode="json")
+        accepted(resp, job)
 
 
 class PostAnalytics:

@@ -8,19 +8,13 @@ from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
 from herald_api.parsing import parse_body
+from herald_api.resources.jobs import accepted
 from herald_api.routing import Operation, Route
 from herald_api.schemas.content import GenerateBody, RegenerateBody
 from herald_api.schemas.jobs import JobOut
 from herald_api.services import content
-from herald_common.models import Job
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
-
-
-def _accepted(resp: falcon.Response, job: Job) -> None:
-    resp.status = 202
-    resp.location = f"/v1/jobs/{job.id}"
-    resp.media = JobOut.model_validate(job).model_dump(mode="json")
 
 
 class BrandGeneration:
@@ -35,7 +29,7 @@ class BrandGeneration:
         job = content.start_generation(
             self._engine, self._broker, req.context.tenant_id, brand_id, body
         )
-        _accepted(resp, job)
+        accepted(resp, job)
 
 
 class PostRegeneration:
@@ -50,7 +44,7 @@ class PostRegeneration:
         job = content.start_regeneration(
             self._engine, self._broker, req.context.tenant_id, post_id, body
         )
-        _accepted(resp, job)
+        accepted(resp, job)
 
 
 def routes(

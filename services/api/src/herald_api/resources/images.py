@@ -8,6 +8,7 @@ from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
 from herald_api.parsing import parse_body, parse_query
+from herald_api.resources.jobs import accepted
 from herald_api.routing import Operation, Route
 from herald_api.schemas import PostDetailOut
 from herald_api.schemas.images import (
@@ -75,9 +76,7 @@ class ImageCollection:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_body(req, ImageCreate)
         job = images.start_generation(self._engine, self._broker, req.context.tenant_id, body)
-        resp.status = falcon.HTTP_202
-        resp.location = f"/v1/jobs/{job.id}"
-        resp.media = JobOut.model_validate(job).model_dump(mode="json")
+        accepted(resp, job)
 
 
 class ImageItem:

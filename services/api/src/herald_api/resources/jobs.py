@@ -13,12 +13,20 @@ from herald_api.services import jobs
 from herald_common.contracts import CONTRACTS
 from herald_common.db import session_scope
 from herald_common.errors import NotFound
+from herald_common.models import Job
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 
 #: Seed 003's job names that have a test endpoint (every contract but publishing and refresh,
 #: which have their own admin routes).
 TEST_JOBS = tuple(c.job_name for c in CONTRACTS if c.queue not in ("publish", "token-refresh"))
+
+
+def accepted(resp: falcon.Response, job: Job) -> None:
+    """Answer 202 with the job a request started, and where to poll it."""
+    resp.status = 202
+    resp.location = f"/v1/jobs/{job.id}"
+    resp.media = JobOut.model_validate(job).model_dump(mode="json")
 
 
 class JobCollection:
