@@ -85,21 +85,23 @@ def enqueue_test_job(
     tenant_id = payload.get("tenant_id")
     if not isinstance(tenant_id, str):
         raise InvalidInput(FieldError("tenant_id", "is required"))
-    if "job_id" in contract.payload.model_fields:
-        with session_scope(engine) as session:
-            if session.get(Tenant, tenant_id) is None:
-                raise InvalidInput(FieldError("tenant_id", "no such tenant"))
-            fields = {k: v for k, v in payload.items() if k not in ("tenant_id", "job_id")}
-            job = create_job(session, tenant_id, contract, fields)
-        return _test_out(contract, _send(broker, contract, job.payload), job.id)
-    try:
-        checked = contract.payload.model_validate(payload, strict=False)
-    except ValidationError as exc:
-        raise InvalidInput(field_errors(exc)) from None
+    job_id: str | None = None
     with session_scope(engine) as session:
         if session.get(Tenant, tenant_id) is None:
             raise InvalidInput(FieldError("tenant_id", "no such tenant"))
-    return _test_out(contract, _send(broker, contract, checked), None)
+        if "job_id" in contract.payload.model_fields:
+            fields = {k: v for k, v in payload.items() if k not in ("tenant_id", "job_id")}
+            job = create_job(session, tenant_id, contract, fields)
+            message, job_id = job.payload, job.id
+        else:
+            try:
+                message = contract.payload.model_validate(payload, strict=False).model_dump(
+                    mode="json"
+                )
+            except ValidationError as exc:
+                raise InvalidInput(field_errors(exc)) from None
+    # Committed: only now may the message go out.
+    return _test_out(contract, _send(broker, contract, message), job_id)
 
 
 def _send(broker: Broker, contract: Contract, payload: Any) -> str:
