@@ -295,7 +295,7 @@ def resend_stale(
             .limit(limit)
         ).all()
         for job in queued:
-            if _stamp(session, job, JobStatus.QUEUED, now):
+            if _move(session, job, JobStatus.QUEUED, now, queued_at=now):
                 resend.append(job)
         shortest = min(c.time_limit_ms for c in CONTRACTS)
         running = session.exec(
@@ -375,10 +375,6 @@ def _lost(settings: Settings, now: datetime) -> Any:
             for c in kinds
         ),
     )
-
-
-def _stamp(session: Session, job: Job, status: JobStatus, now: datetime) -> bool:
-    return bool(_move(session, job, status, now, queued_at=now))
 
 
 def _move(session: Session, job: Job, status: JobStatus, now: datetime, **values: Any) -> int:
