@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SelectT = TypeVar("SelectT", bound=Any)
 
 
 def normalize_url(url: str) -> str:
@@ -28,6 +30,15 @@ def normalize_url(url: str) -> str:
 def is_sqlite(engine: Engine) -> bool:
     """Whether the engine talks to SQLite (no SKIP LOCKED, one writer at a time)."""
     return engine.dialect.name == "sqlite"
+
+
+def skip_locked(engine: Engine, query: SelectT) -> SelectT:
+    """Lock the rows `query` reads, passing over rows another transaction holds (PostgreSQL's
+    FOR UPDATE SKIP LOCKED), so two schedulers take different batches. SQLite has no row
+    locks: its BEGIN IMMEDIATE gives one writer the whole database."""
+    if is_sqlite(engine):
+        return query
+    return query.with_for_update(skip_locked=True)
 
 
 def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:

@@ -16,7 +16,6 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from dramatiq.broker import Broker
 from sqlalchemy import update
@@ -25,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from herald_common.analytics import METRICS, next_pull_at
 from herald_common.contracts import PULL_ANALYTICS, PullAnalyticsPayload, send
-from herald_common.db import is_sqlite, session_scope
+from herald_common.db import session_scope, skip_locked
 from herald_common.models import Target, TargetStatus
 from herald_common.settings import Settings
 
@@ -89,7 +88,7 @@ def claim_due(engine: Engine, settings: Settings, now: datetime) -> list[Claimed
             .order_by(col(Target.metrics_due_at))
             .limit(settings.analytics_pull_batch)
         )
-        rows = session.exec(_skip_locked(engine, query)).all()
+        rows = session.exec(skip_locked(engine, query)).all()
         claimed = []
         for target_id, tenant_id, published_at in rows:
             next_due = next_pull_at(published_at or now, now, settings)
@@ -120,9 +119,3 @@ def _due_again(session: Session, item: Claimed, now: datetime) -> None:
         .where(col(Target.id) == item.id, slot)
         .values(metrics_due_at=now, metrics_pulls=col(Target.metrics_pulls) - 1)
     )
-
-
-def _skip_locked(engine: Engine, query: Any) -> Any:
-    """Pass over rows another scheduler holds (PostgreSQL); SQLite's BEGIN IMMEDIATE gives one
-    writer the whole database."""
-    return query if is_sqlite(engine) else query.with_for_update(skip_locked=True)

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
 
 from dramatiq.broker import Broker
 from sqlalchemy import delete, update
@@ -31,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from herald_common.contracts import PUBLISH, PublishTargetPayload, send
-from herald_common.db import is_sqlite, session_scope
+from herald_common.db import session_scope, skip_locked
 from herald_common.jobs import resend_stale
 from herald_common.models import Attempt, Target, TargetStatus
 from herald_common.models.posts import DISPATCHABLE_TARGET_STATES
@@ -46,7 +45,6 @@ from herald_scheduler.cron import Cron, CronEntry
 from herald_scheduler.refreshing import RefreshDispatcher
 
 log = logging.getLogger(__name__)
-SelectT = TypeVar("SelectT", bound=Any)
 
 #: One clean-up firing deletes at most CLEANUP_BATCHES batches of ATTEMPTS_BATCH attempts.
 CLEANUP_BATCHES, ATTEMPTS_BATCH = 10, 5000
@@ -198,7 +196,7 @@ class Dispatcher:
                 .order_by(Target.due_at)  # type: ignore[arg-type]
                 .limit(self.settings.scheduler_batch_size)
             )
-            ids = list(session.exec(self._skip_locked(query)).all())
+            ids = list(session.exec(skip_locked(self.engine, query)).all())
             if not ids:
                 return 0, 0
             session.execute(
@@ -240,7 +238,7 @@ class Dispatcher:
                 .order_by(Target.queued_at)  # type: ignore[arg-type]
                 .limit(self.settings.scheduler_batch_size)
             )
-            lost = [Queued(*row) for row in session.exec(self._skip_locked(query)).all()]
+            lost = [Queued(*row) for row in session.exec(skip_locked(self.engine, query)).all()]
             if not lost:
                 return 0, 0
             _set_queued_at(session, lost, now)
@@ -260,7 +258,7 @@ class Dispatcher:
                 .order_by(Target.started_at)  # type: ignore[arg-type]
                 .limit(self.settings.scheduler_batch_size)
             )
-            stuck = session.exec(self._skip_locked(query)).all()
+            stuck = session.exec(skip_locked(self.engine, query)).all()
             # Take each one over with a compare-and-set (a new version and start time), so a
             # second scheduler, or the original worker if it was only slow, cannot also settle it.
             taken: list[tuple[str, int]] = []
@@ -292,15 +290,6 @@ class Dispatcher:
                 settled += 1
                 log.warning("scheduler: reconciled stuck target %s → %s", target_id, status)
         return settled
-
-    def _skip_locked(self, query: SelectT) -> SelectT:
-        """Lock the rows read, passing over rows another scheduler holds (PostgreSQL).
-
-        SQLite has no row locks: its BEGIN IMMEDIATE gives one writer the whole database.
-        """
-        if is_sqlite(self.engine):
-            return query
-        return query.with_for_update(skip_locked=True)
 
     def _send(self, items: list[Queued], now: datetime) -> tuple[int, int]:
         for index, item in enumerate(items):
