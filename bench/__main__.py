@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 import redis
 
+from bench import profile
 from bench.api import measure_api
 from bench.floor import measure_floor
 from bench.infra import BenchStack, Scratch, interrupt_on_sigterm
@@ -74,6 +75,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the publisher, scheduler and API with py-spy during their parts, and "
+        "write the samples and a summary (top functions) to DIR",
+    )
     for size in SIZES:
         parser.add_argument(
             "--" + size.name.replace("_", "-"),
@@ -164,6 +172,7 @@ def run(args: argparse.Namespace, scratch: Scratch, results: Results) -> None:
                 label="publish",
                 lookahead_seconds=lookahead,
                 say=say,
+                profile_dir=args.profile,
             )
         if "burst" in args.only:
             say(f"3. burst: {int(args.burst_targets):,} targets due at one second")
@@ -174,6 +183,7 @@ def run(args: argparse.Namespace, scratch: Scratch, results: Results) -> None:
                 label="burst",
                 lookahead_seconds=lookahead,
                 say=say,
+                profile_dir=args.profile,
             )
         if "api" in args.only:
             say(f"5. API: POST /v1/posts at {args.api_rate:g}/s for {args.api_seconds:g} s")
@@ -186,6 +196,7 @@ def run(args: argparse.Namespace, scratch: Scratch, results: Results) -> None:
                 warmup_seconds=args.api_warmup,
                 connections=int(args.api_connections),
                 say=say,
+                profile_dir=args.profile,
             )
         stack.stop_all()
     if "ticks" in args.only:
@@ -193,6 +204,18 @@ def run(args: argparse.Namespace, scratch: Scratch, results: Results) -> None:
         results.ticks = measure_ticks(scratch, int(args.future_posts), say=say)
         t = results.ticks
         say(f"  median tick {t.empty.tick_ms:.2f} ms without, {t.loaded.tick_ms:.2f} ms with")
+
+
+def profile_summary(directory: Path) -> str:
+    """The top functions of every recording in `directory`, also written to summary.md."""
+    tables = [
+        profile.summarise(path.stem, path).table()
+        for path in sorted(directory.glob("*.txt"))
+        if path.stat().st_size
+    ]
+    text = "\n\n".join(tables) or "(no samples recorded)"
+    (directory / "summary.md").write_text(text + "\n")
+    return text
 
 
 _started = time.monotonic()
@@ -247,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     if results.burst is not None:
         _, basis = burst_drain_reference(results)
         print(f"\ndrain time of 3 = {basis}")
+    if args.profile:
+        summary = profile_summary(args.profile)
+        print(f"\nprofiles (py-spy, {args.profile}):\n\n{summary}")
     if args.json:
         args.json.write_text(json.dumps(as_json(results), indent=2, default=str))
         print(f"results written to {args.json}")

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from bench import profile
 from bench.cpu import CpuMeter
 from bench.infra import ROOT, BenchStack
 from herald_embedded.stack import free_port, wait_for
@@ -71,6 +72,7 @@ def measure_api(
     warmup_seconds: float,
     connections: int,
     say: Callable[[str], None] = print,
+    profile_dir: Path | None = None,
 ) -> ApiResult:
     """Drive Herald's API, then the bare app, with the same requests."""
     when = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0).isoformat()
@@ -95,7 +97,7 @@ def measure_api(
         "warmup_seconds": warmup_seconds,
         "connections": connections,
     }
-    herald = _load(stack, {**spec, "port": stack.port}, "api")
+    herald = _load(stack, {**spec, "port": stack.port}, "api", profile_dir)
     say(f"  herald: {_line(herald)}")
     stack.stop("api")
     port = free_port()
@@ -128,11 +130,16 @@ def _wait_ready(stack: BenchStack, port: int) -> None:
     wait_for(ready, timeout=30, interval=0.2, what="the bare app to serve")
 
 
-def _load(stack: BenchStack, spec: dict[str, Any], server: str) -> LoadRun:
+def _load(
+    stack: BenchStack, spec: dict[str, Any], server: str, profile_dir: Path | None = None
+) -> LoadRun:
     meter = CpuMeter(lambda: {name: stack.pids(name) for name in stack.procs})
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump(spec, file)
     try:
+        recording = (
+            profile.record(server, stack.procs[server].pid, profile_dir) if profile_dir else None
+        )
         before = meter.snapshot()
         out = subprocess.run(
             [sys.executable, "-m", "bench.loadgen", file.name],
@@ -143,6 +150,8 @@ def _load(stack: BenchStack, spec: dict[str, Any], server: str) -> LoadRun:
         ).stdout
         after = meter.snapshot()
         cores = meter.cores(before, after)
+        if recording is not None:
+            recording.stop()
     finally:
         Path(file.name).unlink(missing_ok=True)
     result = json.loads(out)

@@ -33,11 +33,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import redis
 
+from bench import profile
 from bench.cpu import CpuMeter
 from bench.infra import BenchStack, queue_keys, wait_drained
 from bench.seeding import connect, insert_scheduled_posts
@@ -89,6 +91,7 @@ def drain(
     label: str,
     lookahead_seconds: float,
     say: Callable[[str], None] = print,
+    profile_dir: Path | None = None,
 ) -> DrainResult:
     """Schedule `count` targets due at one second, wait until the stack has settled them all."""
     meter = CpuMeter(lambda: {name: stack.pids(name) for name in stack.procs})
@@ -107,9 +110,16 @@ def drain(
                 f"(lookahead {lookahead_seconds} s): the start is late by the difference"
             )
         time.sleep(max(0.0, due_ts - lookahead_seconds - time.time()))
+        recordings = [
+            profile.record(f"{label}-{name}", stack.procs[name].pid, profile_dir)
+            for name in ("publisher", "scheduler")
+            if profile_dir is not None
+        ]
         before = meter.snapshot()
         _wait_settled(stack, conn, tenant_id, count, say)
         after = meter.snapshot()
+        for recording in recordings:
+            recording.stop()
         cores = meter.cores(before, after)
         result = _read_results(
             conn,
