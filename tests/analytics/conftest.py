@@ -104,6 +104,9 @@ def add_published(
         result = registry.get(account.platform).publish(
             PublishRequest(account=ref, idempotency_key=target.id, text=content)
         )
+        if result.with_outcome is not None:  # the sandbox stores it as the publisher would
+            with engine.begin() as db:
+                result = result.with_outcome(db)
         target.platform_post_id = result.platform_post_id
         target.platform_url = result.url
         targets.append(target)

@@ -20,10 +20,10 @@ from herald_api.auth import create_tenant, issue_api_key
 from herald_common.broker import build_broker
 from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
+from herald_common.lifecycle import lock_post, refresh_post_status
 from herald_common.models import Target
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
-from herald_common.targets import lock_post, refresh_post_status
 from herald_common.timeutil import utcnow
 
 
@@ -168,6 +168,6 @@ def set_target(engine: Engine) -> Callable[..., None]:
             post = lock_post(session, post_id)
             session.execute(update(Target).where(Target.id == target_id).values(**values))
             assert post is not None
-            refresh_post_status(session, post, utcnow())
+            refresh_post_status(session, post_id, utcnow())
 
     return move

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from herald_common.targets import derive_post_status
+from herald_common.lifecycle import derive_post_status
 
 
 @pytest.mark.parametrize(

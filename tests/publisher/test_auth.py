@@ -216,27 +216,32 @@ def test_a_target_still_waiting_after_the_longest_wait_fails_with_the_reason(
 # -- interleavings a review found (each forced with a subclass that widens the window) ------
 
 
-def test_an_account_marked_between_the_hold_check_and_the_claim_still_waits(
+def test_an_account_marked_after_the_message_was_sent_is_held_by_the_claim(
     sqlite_engine, registry, settings, mastodon
 ):
-    # Given the hold check has just found the account active...
-    class LateMark(Publisher):
-        def _hold_for_auth(self, found, version, now):  # type: ignore[no-untyped-def]
-            held = super()._hold_for_auth(found, version, now)
-            # ...and the refresher marks it needs_reauth before the claim
-            with session_scope(self.engine) as session:
-                account = session.exec(select(Account)).one()
-                account.status, account.status_reason = "needs_reauth", "revoked"
-                session.add(account)
-            return held
+    # Given a queued target whose account the refresher marks needs_reauth before a worker
+    # takes the message (the claim reads the account in the statement that claims the target,
+    # so there is no moment between a check and the claim for the mark to slip into)
+    _, account_id, target_id = add_mastodon(sqlite_engine, registry, mastodon)
+    version = queue(sqlite_engine, target_id)
+    with session_scope(sqlite_engine) as session:
+        account = session.get_one(Account, account_id)
+        account.status, account.status_reason = "needs_reauth", "revoked"
+        session.add(account)
 
-    _, _, target_id = add_mastodon(sqlite_engine, registry, mastodon)
-    publisher = LateMark(engine=sqlite_engine, platforms=registry, settings=settings)
+    # When the message is handled
+    result = Publisher(engine=sqlite_engine, platforms=registry, settings=settings).publish(
+        target_id, version
+    )
 
     # I expect the target to wait (no attempt spent, no call), not to fail
-    assert publisher.publish(target_id, queue(sqlite_engine, target_id)) is Result.RETRYING
+    assert result is Result.HELD
     target = load(sqlite_engine, Target, target_id)
-    assert (target.error_kind, target.attempt_count) == ("needs_reauth", 0)
+    assert (target.status, target.error_kind, target.attempt_count) == (
+        "retrying",
+        "needs_reauth",
+        0,
+    )
     assert mastodon.requests == []
 
 
@@ -252,12 +257,12 @@ def test_a_401_of_tokens_replaced_during_the_call_does_not_demote_the_account(
 
     # ...and whose next try is claimed with the old tokens while the refresh commits mid-call
     class RefreshMidCall(Publisher):
-        def _call_platform(self, target, post, account):  # type: ignore[no-untyped-def]
+        def _call_platform(self, claim):  # type: ignore[no-untyped-def]
             with session_scope(self.engine) as session:
-                row = session.get(Account, account.id)
+                row = session.get(Account, claim.account.id)
                 row.refreshed_at = utcnow()
                 session.add(row)
-            return super()._call_platform(target, post, account)
+            return super()._call_platform(claim)
 
     publisher = RefreshMidCall(engine=sqlite_engine, platforms=registry, settings=settings)
     result = publisher.publish(target_id, queue(sqlite_engine, target_id))
@@ -274,13 +279,11 @@ def test_a_401_of_tokens_replaced_during_the_call_does_not_demote_the_account(
 def test_a_hold_decided_just_before_a_reconnect_does_not_park_the_target(
     sqlite_engine, registry, settings, mastodon
 ):
-    # Given the publisher read the account as needing re-auth, and it was reconnected since
+    # Given the claim read the account as needing re-auth, and it was reconnected since
     class StaleRead(Publisher):
-        def _claimable(self, target_id, version, now):  # type: ignore[no-untyped-def]
-            found = super()._claimable(target_id, version, now)
-            if found is not None:
-                found[2].status = AccountStatus.NEEDS_REAUTH
-            return found
+        def _hold_for_auth(self, claim, now):  # type: ignore[no-untyped-def]
+            claim.account.status = AccountStatus.NEEDS_REAUTH
+            return super()._hold_for_auth(claim, now)
 
     _, _, target_id = add_mastodon(sqlite_engine, registry, mastodon)
     publisher = StaleRead(engine=sqlite_engine, platforms=registry, settings=settings)

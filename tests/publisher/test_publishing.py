@@ -10,10 +10,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from herald_common.db import session_scope
+from herald_common.lifecycle import backoff_seconds
 from herald_common.models import Attempt, Post, SandboxDelivery, Target, TargetStatus
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
-from herald_common.targets import backoff_seconds
 from herald_common.timeutil import utcnow
 from herald_publisher.publishing import EarlyMessage, Publisher, Result
 from tests.conftest import add_account, add_post, add_tenant
@@ -266,14 +266,19 @@ def test_a_disconnected_account_fails_without_calling_the_platform(sqlite_engine
 
 
 class ExplodingAfterSend(PlatformRegistry):
-    """A registry whose sandbox accepts the post, then raises as a crashing adapter would."""
+    """A registry whose sandbox accepts the post (and keeps it, as a platform's own store
+    would), then raises as a crashing adapter would."""
 
     def get(self, platform):  # type: ignore[no-untyped-def]
         adapter = super().get(platform)
+        engine = self._engine
 
         class Exploding:
             def publish(self, request):  # type: ignore[no-untyped-def]
-                adapter.publish(request)
+                result = adapter.publish(request)
+                if result.with_outcome is not None:
+                    with engine.begin() as db:
+                        result.with_outcome(db)
                 raise RuntimeError("connection reset after the request was sent")
 
             def lookup(self, request):  # type: ignore[no-untyped-def]

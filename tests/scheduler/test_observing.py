@@ -4,6 +4,7 @@ in-process broker."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -24,9 +25,11 @@ from herald_common.models import (
     Target,
     TargetStatus,
 )
+from herald_common.platforms import PlatformRegistry, PublishRequest, PublishResult
+from herald_common.platforms.sandbox import SandboxPlatform
 from herald_common.queues import SCHEDULER_ROLE, queue_store
-from herald_common.targets import Outcome, record_outcome
 from herald_common.timeutil import utcnow
+from herald_publisher.publishing import Publisher, Result
 from herald_scheduler.observing import export
 from tests.conftest import add_account, add_post, add_tenant, make_settings
 from tests.scheduler.test_dispatching import dispatcher
@@ -117,47 +120,58 @@ def test_clean_up_drops_old_job_records_and_old_attempts(sqlite_engine, broker) 
 
 
 def test_publish_counters_move_only_when_the_outcome_commits(sqlite_engine) -> None:
+    # Given two queued targets, and a platform whose bookkeeping fails once in the outcome's
+    # transaction (after the target's move was written in it)
     tenant = add_tenant(sqlite_engine)
     account = add_account(sqlite_engine, tenant)
     _, [first] = add_post(sqlite_engine, tenant, [account])
-    published = Outcome(status=TargetStatus.PUBLISHED, attempt=AttemptOutcome.PUBLISHED)
-
-    def claim(target_id: str) -> int:
-        with session_scope(sqlite_engine) as session:
-            target = session.get(Target, target_id)
-            assert target is not None
-            target.status, target.version = TargetStatus.PUBLISHING, 5
-        return 5
+    registry = PlatformRegistry(sqlite_engine)
+    publisher = Publisher(engine=sqlite_engine, platforms=registry, settings=make_settings())
+    failing = FailingBookkeeping(sqlite_engine)
+    registry._adapters["sandbox"] = failing
+    dispatcher(sqlite_engine, build_broker(make_settings())).dispatch_due(utcnow())
+    version = version_of(sqlite_engine, first)
 
     def count() -> float:
         return gauge("herald_targets_published_total", platform="sandbox") or 0.0
 
     before = count()
-    version = claim(first)
-    # When the transaction that records the outcome rolls back, nothing is counted
-    with pytest.raises(RuntimeError), session_scope(sqlite_engine) as session:
-        assert record_outcome(
-            session,
-            target_id=first,
-            claimed_version=version,
-            attempt_id=None,
-            outcome=published,
-            now=utcnow(),
-        )
-        raise RuntimeError("the commit never happens")
-    assert count() == before
-    # When it commits, it is counted once, with its lateness
     lateness_before = gauge("herald_publish_lateness_seconds_count", platform="sandbox") or 0.0
+
+    # When the transaction that records the outcome rolls back, nothing is counted
+    with pytest.raises(RuntimeError):
+        publisher.publish(first, version)
+    assert count() == before
+    assert version_of(sqlite_engine, first) == version + 1  # claimed, not recorded
+
+    # When an outcome commits, it is counted once, with its lateness
+    failing.broken = False
     with session_scope(sqlite_engine) as session:
-        record_outcome(
-            session,
-            target_id=first,
-            claimed_version=version,
-            attempt_id=None,
-            outcome=published,
-            now=utcnow(),
-        )
+        target = session.get_one(Target, first)
+        target.status, target.version = TargetStatus.QUEUED, version + 2
+    assert publisher.publish(first, version + 2) is Result.PUBLISHED
     assert count() == before + 1
     assert gauge("herald_publish_lateness_seconds_count", platform="sandbox") == (
         lateness_before + 1
     )
+
+
+def version_of(engine, target_id: str) -> int:  # type: ignore[no-untyped-def]
+    with session_scope(engine) as session:
+        return session.get_one(Target, target_id).version
+
+
+class FailingBookkeeping(SandboxPlatform):
+    """The sandbox, whose delivery row fails to be written while `broken`."""
+
+    broken = True
+
+    def publish(self, request: PublishRequest) -> PublishResult:
+        result = super().publish(request)
+        if not self.broken:
+            return result
+
+        def fail(db):  # type: ignore[no-untyped-def]
+            raise RuntimeError("the commit never happens")
+
+        return replace(result, with_outcome=fail)

@@ -66,6 +66,17 @@ PUBLISH_LATENESS = Histogram(
     buckets=LATENESS_BUCKETS,
 )
 
+PUBLISH_MESSAGES_STALE = Counter(
+    "herald_publish_messages_stale_total",
+    "Publish messages the publisher skipped: their target was no longer queued at their version "
+    "(a duplicate, or the post changed since it was sent).",
+)
+PUBLISH_MESSAGES_RESENT = Counter(
+    "herald_publish_messages_resent_total",
+    "Publish messages the scheduler sent again because the broker no longer held the first "
+    "(never sent, lost with Redis, or dead-lettered).",
+)
+
 # --- tokens -----------------------------------------------------------------------------------
 TOKEN_REFRESHES = Counter(
     "herald_token_refreshes_total",

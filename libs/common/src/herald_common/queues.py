@@ -69,6 +69,8 @@ CLEARABLE = ("waiting", "delayed", "failed", "completed")
 SCHEDULER_ROLE = "scheduler"
 #: Options Dramatiq's retries leave on a message; a retried dead letter starts afresh.
 _RETRY_OPTIONS = ("retries", "traceback", "requeue_timestamp", "eta")
+#: About when this process began (this module is imported before anything is sent).
+_PROCESS_STARTED = datetime.now(UTC)
 _SUMMARY_TEXT = 200
 _SUMMARY_ITEMS = 20
 _BATCH = 500
@@ -298,6 +300,15 @@ class QueueStore(ABC):
 
     # Hooks the JobLedger middleware calls; Redis already knows, only the in-process store
     # needs them to see what its workers hold.
+    @abstractmethod
+    def missing(
+        self, queue: str, fields: Sequence[str], sent: Sequence[SentMessage]
+    ) -> list[SentMessage]:
+        """The `sent` messages of `queue` the broker no longer holds, waiting, delayed or
+        taken by a worker (a dead worker's included, which Dramatiq puts back): they were
+        never sent, lost with Redis, or dead-lettered. A message is known by its payload's
+        `fields` joined with ":" (SentMessage.key)."""
+
     def started(self, message: AnyMessage) -> None:  # noqa: B027
         """A worker started `message`."""
 
@@ -377,6 +388,45 @@ return #ids
 """
 
 
+# Which of the wanted messages one page of a message hash holds. KEYS: the hash; ARGV: cursor,
+# page size, the payload's field names (comma-separated), then the keys wanted. Decoding runs
+# in Redis, so only the keys found cross the network.
+_FIND = """
+local wanted = {}
+for i = 4, #ARGV do wanted[ARGV[i]] = true end
+local names = {}
+for name in string.gmatch(ARGV[3], '[^,]+') do names[#names + 1] = name end
+local page = redis.call('hscan', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+local found = {}
+local entries = page[2]
+for i = 2, #entries, 2 do
+    local ok, message = pcall(cjson.decode, entries[i])
+    if ok and type(message) == 'table' and type(message.kwargs) == 'table' then
+        local parts = {}
+        for j, name in ipairs(names) do parts[j] = tostring(message.kwargs[name]) end
+        local key = table.concat(parts, ':')
+        if wanted[key] then found[#found + 1] = key end
+    end
+end
+return {page[1], found}
+"""
+#: Messages one _FIND call reads.
+_FIND_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message Herald sent, known by its payload (`key`), and when it was sent."""
+
+    key: str
+    sent_at: datetime
+
+
+def message_key(payload: dict[str, Any], fields: Sequence[str]) -> str:
+    """A message's key: its payload's `fields`, as Redis's Lua prints them, joined with ":"."""
+    return ":".join(str(payload.get(name)) for name in fields)
+
+
 @dataclass
 class RedisQueueStore(QueueStore):
     """The queues of a Dramatiq Redis broker (see the module docstring for the keys)."""
@@ -393,6 +443,7 @@ class RedisQueueStore(QueueStore):
             "clear_set": register(_CLEAR_SET),
             "prune": register(_PRUNE),
             "forget_gone": register(_FORGET_GONE),
+            "find": register(_FIND),
         }
 
     def _key(self, name: str) -> str:
@@ -560,6 +611,26 @@ class RedisQueueStore(QueueStore):
             if n < _BATCH:
                 return dropped
 
+    def missing(
+        self, queue: str, fields: Sequence[str], sent: Sequence[SentMessage]
+    ) -> list[SentMessage]:
+        wanted = {message.key for message in sent}
+        found: set[str] = set()
+        # The delayed hash first: a worker moving a message from it to the queue adds it to
+        # the queue's hash before removing it from the delayed one, so read in this order a
+        # message being moved is seen in one or the other.
+        for key in (self._key(f"{dq_name(queue)}.msgs"), self._key(f"{queue}.msgs")):
+            cursor = "0"
+            while wanted - found:
+                cursor, keys = self._scripts["find"](
+                    keys=[key], args=[cursor, _FIND_PAGE, ",".join(fields), *(wanted - found)]
+                )
+                found.update(k.decode() for k in keys)
+                cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+                if cursor == "0":
+                    break
+        return [message for message in sent if message.key not in found]
+
     def beat(self, role: str, member: str, now: float) -> None:
         self.client.zadd(self._key(f"herald.heartbeats:{role}"), {member: int(now * 1000)})
 
@@ -589,6 +660,21 @@ class MemoryQueueStore(QueueStore):
     _done_total: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _beats: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
     _failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    #: Messages sent before this are gone: the in-process broker began with this process.
+    _born: datetime = field(default_factory=lambda: _PROCESS_STARTED)
+
+    def missing(
+        self, queue: str, fields: Sequence[str], sent: Sequence[SentMessage]
+    ) -> list[SentMessage]:
+        # The in-process broker lives and dies with the process that sends and works its
+        # messages: one sent since it began is still held unless it was dead-lettered, and
+        # one sent before it began went with the process before.
+        dead = {
+            message_key(_plain(message).kwargs, fields)
+            for message in self.broker.dead_letters_by_queue.get(queue, ())
+        }
+        return [m for m in sent if m.sent_at < self._born or m.key in dead]
 
     def _queued(self, name: str) -> list[Message[Any]]:
         q = self.broker.queues.get(name)

@@ -37,12 +37,12 @@ from sqlmodel import Session, col, select
 from herald_common.crypto import CredentialsUnavailable
 from herald_common.db import session_scope
 from herald_common.errors import NeedsAuth, PlatformError, TransientError
+from herald_common.lifecycle import move_where
 from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH, TOKEN_REFRESHES
 from herald_common.models import Account, AccountStatus, Target, TargetStatus
-from herald_common.platforms import PLATFORMS, PlatformRegistry
+from herald_common.platforms import PLATFORMS, PlatformRegistry, account_ref
 from herald_common.platforms.auth import Authenticator, Refreshed
 from herald_common.settings import Settings
-from herald_common.targets import account_ref
 from herald_common.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -155,23 +155,23 @@ def mark_needs_reauth(
         return False
     # Targets waiting for a rate limit or their pace keep that reason (and that wait); they are
     # held with this one when their time comes.
-    session.execute(
-        update(Target)
-        .where(
-            col(Target.account_id) == account.id,
-            col(Target.tenant_id) == account.tenant_id,
+    move_where(
+        session,
+        (TargetStatus.SCHEDULED, TargetStatus.RETRYING),
+        None,
+        col(Target.account_id) == account.id,
+        col(Target.tenant_id) == account.tenant_id,
+        or_(
+            col(Target.status) == TargetStatus.SCHEDULED,
             or_(
-                col(Target.status) == TargetStatus.SCHEDULED,
-                and_(
-                    col(Target.status) == TargetStatus.RETRYING,
-                    or_(
-                        col(Target.error_kind).is_(None),
-                        col(Target.error_kind).in_([*HELD_FOR_AUTH, "retryable", "needs_auth"]),
-                    ),
-                ),
+                col(Target.error_kind).is_(None),
+                col(Target.error_kind).in_([*HELD_FOR_AUTH, "retryable", "needs_auth"]),
             ),
-        )
-        .values(error_kind=NEEDS_REAUTH, error=waiting_reason(reason)[:2000], updated_at=now)
+        ),
+        bump=False,
+        error_kind=NEEDS_REAUTH,
+        error=waiting_reason(reason)[:2000],
+        updated_at=now,
     )
     return True
 
@@ -185,23 +185,25 @@ def release_held_targets(session: Session, account: Account, now: datetime) -> i
     """The account works again: targets held for it go out now (retrying ones) and lose the
     mark (scheduled ones keep their time)."""
     mine = (col(Target.account_id) == account.id, col(Target.tenant_id) == account.tenant_id)
-    released: int = session.execute(
-        update(Target)
-        .where(
-            *mine,
-            col(Target.status) == TargetStatus.RETRYING,
-            col(Target.error_kind).in_(HELD_FOR_AUTH),
-        )
-        .values(due_at=now, version=Target.version + 1, updated_at=now)
-    ).rowcount  # type: ignore[attr-defined]
-    session.execute(
-        update(Target)
-        .where(
-            *mine,
-            col(Target.status) == TargetStatus.SCHEDULED,
-            col(Target.error_kind) == NEEDS_REAUTH,
-        )
-        .values(error_kind=None, error=None, updated_at=now)
+    released = move_where(
+        session,
+        (TargetStatus.RETRYING,),
+        None,
+        *mine,
+        col(Target.error_kind).in_(HELD_FOR_AUTH),
+        due_at=now,
+        updated_at=now,
+    )
+    move_where(
+        session,
+        (TargetStatus.SCHEDULED,),
+        None,
+        *mine,
+        col(Target.error_kind) == NEEDS_REAUTH,
+        bump=False,
+        error_kind=None,
+        error=None,
+        updated_at=now,
     )
     return released
 

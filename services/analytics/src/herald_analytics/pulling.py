@@ -43,9 +43,14 @@ from herald_common.db import session_scope
 from herald_common.errors import HeraldError, NeedsAuth, RateLimited, TransientError
 from herald_common.jobs import JobRun
 from herald_common.models import Account, AccountStatus, MetricSnapshot, Target, TargetStatus
-from herald_common.platforms import MetricsRequest, Platform, PlatformRegistry, PostMetrics
+from herald_common.platforms import (
+    MetricsRequest,
+    Platform,
+    PlatformRegistry,
+    PostMetrics,
+    account_ref,
+)
 from herald_common.settings import Settings
-from herald_common.targets import account_ref
 from herald_common.timeutil import utcnow
 from herald_common.tokens import request_refresh
 

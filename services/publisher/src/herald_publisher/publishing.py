@@ -1,31 +1,33 @@
 """Publishing one target, exactly once. Plain functions: no Dramatiq in here.
 
-0. Pace: when the account's platform documents a rate (Platform.paces) and its window is full,
-   the target goes back on the schedule a little later (`retrying`, error_kind `paced`)
-   without spending an attempt.
-1. Claim: one compare-and-set, queued at the message's version → publishing. Zero rows means
-   the message is a duplicate or stale (the post was edited, rescheduled or canceled since):
-   acknowledge it and publish nothing.
-2. Call the platform with an idempotency key derived from the target (and the checkpoint an
+1. Claim: one compare-and-set, queued at the message's version → publishing, which also brings
+   the post and the account (herald_common.lifecycle.claim). Zero rows means the message is a
+   duplicate or stale (the post was edited, rescheduled or canceled since): acknowledge it and
+   publish nothing; or early: send it again for its time.
+2. Hold or pace: when the account must be connected again, or the platform's documented rate
+   (Platform.paces) is used up, the target goes back on the schedule (`retrying`) without
+   spending an attempt.
+3. Call the platform with an idempotency key derived from the target (and the checkpoint an
    earlier try of a multi-step publish left).
-3. Record the outcome and the attempt row; derive the post's status from its targets.
+4. Record the outcome, the attempt row and the post's status in one transaction (with the
+   platform's own bookkeeping, where it keeps some in Herald's database: the sandbox).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from dramatiq.broker import Broker
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 from sqlalchemy import exists
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, func, select
+from sqlmodel import col, select
 
+from herald_common import lifecycle
 from herald_common.crypto import CredentialsUnavailable
 from herald_common.db import session_scope
 from herald_common.errors import (
@@ -40,29 +42,12 @@ from herald_common.errors import (
     TransientError,
     Waiting,
 )
-from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH
-from herald_common.models import (
-    Account,
-    AccountStatus,
-    Attempt,
-    AttemptOutcome,
-    Post,
-    Target,
-    TargetStatus,
-)
+from herald_common.lifecycle import Claim, Outcome, backoff_seconds
+from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH, PUBLISH_MESSAGES_STALE
+from herald_common.models import Account, AccountStatus, Attempt, AttemptOutcome, TargetStatus
 from herald_common.pacing import Pacer, limiter_backend
-from herald_common.platforms import PlatformRegistry
+from herald_common.platforms import PlatformRegistry, account_ref
 from herald_common.settings import Settings
-from herald_common.targets import (
-    Outcome,
-    account_ref,
-    backoff_seconds,
-    checkpoint_saver,
-    move_target,
-    publish_request,
-    reconcile,
-    record_outcome,
-)
 from herald_common.timeutil import utcnow
 from herald_common.tokens import (
     AUTH_REFRESH,
@@ -112,238 +97,160 @@ class Publisher:
 
     def publish(self, target_id: str, version: int) -> Result:
         """Handle one publish message for `target_id` at `version`."""
-        # One read serves both checks made before the claim (this is every message's path).
         now = self.clock()
-        found = self._claimable(target_id, version, now)
-        if found is not None:
-            if self._hold_for_auth(found, version, now):
-                return Result.HELD
-            if self._pace(found, version, now):
-                return Result.PACED
-        claimed = self._claim(target_id, version)
-        if claimed is None:
-            self._raise_if_early(target_id, version)
-            log.info(
-                "publish: target %s v%s is not queued at that version; skipped", target_id, version
-            )
+        with self.engine.begin() as db:
+            claim = lifecycle.claim(db, target_id, version, now)
+        if claim is None:
+            due_at = lifecycle.queued_due_at(self.engine, target_id, version)
+            if due_at is not None:  # still queued at this version: the message came early
+                raise EarlyMessage((due_at - self.clock()).total_seconds())
+            PUBLISH_MESSAGES_STALE.inc()
+            log.debug("publish: target %s v%s is not queued at that version", target_id, version)
             return Result.STALE
-        target, post, account, attempt_id = claimed
-        claimed_version = target.version
-        outcome = self._call_platform(target, post, account)
+        held = self._hold_for_auth(claim, now)
+        if held is not None:
+            if held:
+                return Result.HELD
+            claim = self._with_account_now(claim)
+        if self._pace(claim, now):
+            return Result.PACED
+        outcome = self._call_platform(claim)
         if outcome is None:  # the call ended in a way that says nothing of the platform's state
-            status = reconcile(
+            status = lifecycle.reconcile(
                 self.engine,
                 self.platforms,
                 self.settings,
                 target_id=target_id,
-                claimed_version=claimed_version,
+                claimed_version=claim.version,
                 reason="the publish call ended unexpectedly",
             )
             return Result(status.value) if status else Result.LOST
-        with session_scope(self.engine) as session:
-            moved = record_outcome(
-                session,
-                target_id=target_id,
-                claimed_version=claimed_version,
-                attempt_id=attempt_id,
-                outcome=outcome,
-                now=self.clock(),
-            )
-        if not moved:
+        if not self._record(claim, outcome):
             log.warning("publish: target %s was moved by someone else mid-publish", target_id)
             return Result.LOST
         if outcome.auth is not None:
-            self._after_auth_failure(account, outcome)
-        log.info(
-            "publish: target %s → %s%s",
-            target_id,
-            outcome.status,
-            f" ({outcome.error})" if outcome.error else "",
-        )
+            self._after_auth_failure(claim.account, outcome)
+        if outcome.status == TargetStatus.PUBLISHED:
+            log.debug("publish: target %s → published", target_id)
+        else:
+            log.info(
+                "publish: target %s → %s%s",
+                target_id,
+                outcome.status,
+                f" ({outcome.error})" if outcome.error else "",
+            )
         return Result(outcome.status.value)
 
-    def _claimable(
-        self, target_id: str, version: int, now: datetime
-    ) -> tuple[Target, Post, Account] | None:
-        """The target, its post and its account when the claim would take it now (else the
-        claim decides: stale, or early)."""
-        with session_scope(self.engine) as session:
-            target = session.get(Target, target_id)
-            if (
-                target is None
-                or target.status != TargetStatus.QUEUED
-                or target.version != version
-                or target.due_at is None
-                or target.due_at > now
-            ):
-                return None
-            account = session.get(Account, target.account_id)
-            post = session.get(Post, target.post_id)
-            if account is None or post is None:
-                return None
-            session.expunge_all()
-        return target, post, account
+    def _record(self, claim: Claim, outcome: Outcome) -> bool:
+        """Record the outcome in one transaction, with the platform's own bookkeeping when it
+        keeps some in Herald's database (the sandbox's delivery), so both or neither are
+        written."""
+        now = self.clock()
+        with self.engine.connect() as db, db.begin() as transaction:
+            if outcome.result is not None and outcome.result.with_outcome is not None:
+                stored = outcome.result.with_outcome(db)
+                outcome = replace(outcome, result=replace(stored, with_outcome=None))
+            if not lifecycle.record_outcome(db, claim, outcome, now):
+                transaction.rollback()
+                return False
+        lifecycle.observe(claim, outcome, now)
+        return True
 
-    def _hold_for_auth(
-        self, found: tuple[Target, Post, Account], version: int, now: datetime
-    ) -> bool:
-        """Whether the target was put back to wait for its account to be connected again."""
-        target, post, account = found
-        target_id = target.id
+    def _hold_for_auth(self, claim: Claim, now: datetime) -> bool | None:
+        """Put the target back to wait for its account to be connected again: True when it
+        was, None when there is no reason to; False when the account was reconnected since the
+        claim read it (the caller reads it again and goes on)."""
+        account = claim.account
         if account.status != AccountStatus.NEEDS_REAUTH:
-            return False
-        until = self._reauth_deadline(target, post)
+            return None
+        until = self._reauth_deadline(claim)
         if until <= now:
-            return False  # waited long enough: the claim and the call fail it with the reason
+            return None  # waited long enough: the call fails it with the reason
         reason = account.status_reason or "the account must be connected again"
-        moved = self._put_back(
-            target_id,
-            version,
-            now,
-            due_at=until,
-            kind=NEEDS_REAUTH,
-            error=waiting_reason(reason),
-            # Only while it still needs re-auth: a reconnect that just released the account's
-            # targets must not see this one parked for days.
-            where=[
-                exists().where(
-                    col(Account.id) == Target.account_id,
-                    col(Account.status) == AccountStatus.NEEDS_REAUTH,
-                )
-            ],
-        )
-        if moved:
-            log.info(
-                "publish: target %s waits for account %s to be reconnected", target_id, account.id
+        with self.engine.begin() as db:
+            held = lifecycle.put_back(
+                db,
+                claim,
+                now,
+                due_at=until,
+                kind=NEEDS_REAUTH,
+                error=waiting_reason(reason),
+                # Only while it still needs re-auth: a reconnect that just released the
+                # account's targets must not see this one parked for days.
+                where=[
+                    exists().where(
+                        col(Account.id) == claim.account.id,
+                        col(Account.status) == AccountStatus.NEEDS_REAUTH,
+                    )
+                ],
             )
-        return moved
+        if held:
+            log.info(
+                "publish: target %s waits for account %s to be reconnected",
+                claim.target_id,
+                account.id,
+            )
+        return held
 
-    def _reauth_deadline(self, target: Target, post: Post) -> datetime:
+    def _with_account_now(self, claim: Claim) -> Claim:
+        with session_scope(self.engine) as session:
+            account = session.get(Account, claim.account.id)
+            if account is not None:
+                session.expunge(account)
+        return replace(claim, account=account) if account is not None else claim
+
+    def _reauth_deadline(self, claim: Claim) -> datetime:
         """Until when a target waits for its account to be connected again."""
-        since = post.scheduled_at or target.due_at or self.clock()
+        since = claim.since or self.clock()
         return since + timedelta(seconds=self.settings.needs_reauth_max_wait_seconds)
 
-    def _pace(self, found: tuple[Target, Post, Account], version: int, now: datetime) -> bool:
+    def _pace(self, claim: Claim, now: datetime) -> bool:
         """Whether the target was put back for its platform's pace."""
         if self.pacer is None:
             return False
-        target, _, account = found
-        target_id = target.id
+        account = claim.account
         try:
             paces = self.platforms.get(account.platform).paces(account_ref(account))
         except HeraldError:
-            return False  # the claim and the call report an unknown platform
+            return False  # the call reports an unknown platform
         paced = self.pacer.admit(account.platform, account.id, paces) if paces else None
         if paced is None:
             return False
-        moved = self._put_back(
-            target_id,
-            version,
-            now,
-            due_at=now + timedelta(seconds=paced.wait_seconds),
-            kind="paced",
-            error=paced.reason,
-        )
+        with self.engine.begin() as db:
+            moved = lifecycle.put_back(
+                db,
+                claim,
+                now,
+                due_at=now + timedelta(seconds=paced.wait_seconds),
+                kind="paced",
+                error=paced.reason,
+            )
         if moved:
-            log.info("publish: target %s %s", target_id, paced.reason)
+            log.info("publish: target %s %s", claim.target_id, paced.reason)
         return moved
 
-    def _put_back(
-        self,
-        target_id: str,
-        version: int,
-        now: datetime,
-        *,
-        due_at: datetime,
-        kind: str,
-        error: str,
-        where: list[Any] | None = None,
-    ) -> bool:
-        """Move a queued target back to `retrying` before it is claimed: no attempt spent."""
-        with session_scope(self.engine) as session:
-            return move_target(
-                session,
-                target_id,
-                TargetStatus.QUEUED,
-                version,
-                where=where or (),
-                status=TargetStatus.RETRYING,
-                version=version + 1,
-                due_at=due_at,
-                queued_at=None,
-                error_kind=kind,
-                error=error,
-                updated_at=now,
-            )
-
-    def _claim(self, target_id: str, version: int) -> tuple[Target, Post, Account, str] | None:
-        now = self.clock()
-        with session_scope(self.engine) as session:
-            claimed = move_target(
-                session,
-                target_id,
-                TargetStatus.QUEUED,
-                version,
-                # Never before its time, whatever message turns up early.
-                where=[Target.due_at <= now],  # type: ignore[operator]
-                status=TargetStatus.PUBLISHING,
-                version=version + 1,
-                started_at=now,
-                updated_at=now,
-                attempt_count=Target.attempt_count + 1,
-            )
-            if not claimed:
-                return None
-            target = session.get(Target, target_id)
-            assert target is not None
-            post = session.get(Post, target.post_id)
-            account = session.get(Account, target.account_id)
-            assert post is not None and account is not None
-            # The attempt row is written with the claim, so a worker that dies mid-call
-            # still leaves a trace for reconciliation and for people.
-            attempt = Attempt(
-                tenant_id=target.tenant_id,
-                target_id=target.id,
-                # Counted from the rows: attempt_count restarts on a person's retry and is
-                # not spent by rate-limit waits, but the audit trail keeps counting.
-                number=_attempts_so_far(session, target.id) + 1,
-                due_at=target.due_at,
-                started_at=now,
-                lateness_seconds=(now - target.due_at).total_seconds() if target.due_at else None,
-            )
-            session.add(attempt)
-            session.flush()
-            return target, post, account, attempt.id
-
-    def _raise_if_early(self, target_id: str, version: int) -> None:
-        with session_scope(self.engine) as session:
-            target = session.get(Target, target_id)
-        if target is None or target.status != TargetStatus.QUEUED or target.version != version:
-            return
-        if target.due_at is not None:
-            raise EarlyMessage((target.due_at - self.clock()).total_seconds())
-
-    def _call_platform(self, target: Target, post: Post, account: Account) -> Outcome | None:
+    def _call_platform(self, claim: Claim) -> Outcome | None:
+        account = claim.account
         if account.deleted_at is not None or account.status == AccountStatus.DISCONNECTED:
             return _failed(AttemptOutcome.PERMANENT, "the account was disconnected", "permanent")
         if account.status == AccountStatus.NEEDS_REAUTH:
-            # Marked between the hold check and the claim: wait like the others, no call.
+            # It waited long enough (or was marked after the claim read it): no call.
             reason = account.status_reason or "the account must be connected again"
-            return self._needs_auth(target, post, account, reason, None, refresh=False, mark=False)
+            return self._needs_auth(claim, reason, None, refresh=False, mark=False)
         try:
             adapter = self.platforms.get(account.platform)
-            save = checkpoint_saver(self.engine, target.id, target.version)
+            save = lifecycle.checkpoint_saver(self.engine, claim.target_id, claim.version)
             result = adapter.publish(
-                publish_request(target, post, account, self.platforms, save_checkpoint=save)
+                lifecycle.publish_request(claim, self.platforms, save_checkpoint=save)
             )
         except CredentialsUnavailable as exc:
-            return self._needs_auth(target, post, account, exc.message, None, refresh=False)
+            return self._needs_auth(claim, exc.message, None, refresh=False)
         except Waiting as exc:
-            return self._wait(target, post, exc)
+            return self._wait(claim, exc)
         except TransientError as exc:
-            return self._retry_or_fail(target, exc)
+            return self._retry_or_fail(claim, exc)
         except NeedsAuth as exc:
-            return self._needs_auth(target, post, account, exc.message, exc.http_status)
+            return self._needs_auth(claim, exc.message, exc.http_status)
         except OutcomeUnknown as exc:
             return Outcome(
                 status=TargetStatus.UNKNOWN,
@@ -372,9 +279,7 @@ class Publisher:
 
     def _needs_auth(
         self,
-        target: Target,
-        post: Post,
-        account: Account,
+        claim: Claim,
         message: str,
         http_status: int | None,
         *,
@@ -386,10 +291,11 @@ class Publisher:
         refresh), the account needs to be connected again and the target waits for that,
         spending no attempt, until NEEDS_REAUTH_MAX_WAIT_SECONDS past its time.
 
-        `account` is the row as the claim read it: the credentials this call used.
+        `claim.account` is the row as the claim read it: the credentials this call used.
         """
+        account = claim.account
         now = self.clock()
-        deadline = self._reauth_deadline(target, post)
+        deadline = self._reauth_deadline(claim)
         if now >= deadline:
             return _failed(AttemptOutcome.NEEDS_AUTH, message, "needs_auth", http_status)
         authenticator = self.platforms.authenticator(account.platform)
@@ -399,7 +305,7 @@ class Publisher:
                 # The tokens changed (or are changing) since this call began: the refusal may
                 # be of the old ones. Try again shortly, without asking for another refresh.
                 return self._hold_for_refresh(message, http_status, now, ask=False)
-            if not self._refreshed_in_vain(target, account):
+            if not self._refreshed_in_vain(claim):
                 return self._hold_for_refresh(message, http_status, now, ask=True)
         return Outcome(
             status=TargetStatus.RETRYING,
@@ -441,19 +347,19 @@ class Publisher:
             ).first()
         return (row[0], row[1]) if row else (None, None)
 
-    def _refreshed_in_vain(self, target: Target, account: Account) -> bool:
+    def _refreshed_in_vain(self, claim: Claim) -> bool:
         """Whether the tokens this call used came from a refresh made after this target's last
         refusal: then refreshing again will not help."""
         with session_scope(self.engine) as session:
             refused_at = session.exec(
                 select(Attempt.finished_at)
                 .where(
-                    Attempt.target_id == target.id,
+                    Attempt.target_id == claim.target_id,
                     Attempt.outcome == AttemptOutcome.NEEDS_AUTH,
                 )
                 .order_by(col(Attempt.number).desc())
             ).first()
-        refreshed_at = account.refreshed_at
+        refreshed_at = claim.account.refreshed_at
         return refused_at is not None and refreshed_at is not None and refreshed_at >= refused_at
 
     def _after_auth_failure(self, account: Account, outcome: Outcome) -> None:
@@ -478,11 +384,11 @@ class Publisher:
             else:
                 release_held_targets(session, account, now)
 
-    def _wait(self, target: Target, post: Post, exc: Waiting) -> Outcome:
+    def _wait(self, claim: Claim, exc: Waiting) -> Outcome:
         """A rate limit, a quota, or a post still processing: wait without spending an attempt,
         up to RATE_LIMIT_MAX_WAIT_SECONDS past the post's time."""
         now = self.clock()
-        since = post.scheduled_at or target.due_at or now
+        since = claim.since or now
         waited = (now - since).total_seconds()
         wait = max(exc.retry_after or 0.0, backoff_seconds(self.settings, 1))
         kind = "rate_limited" if isinstance(exc, RateLimited) else "processing"
@@ -508,8 +414,8 @@ class Publisher:
             refund_attempt=True,
         )
 
-    def _retry_or_fail(self, target: Target, exc: TransientError) -> Outcome:
-        attempts = target.attempt_count
+    def _retry_or_fail(self, claim: Claim, exc: TransientError) -> Outcome:
+        attempts = claim.attempt_count
         if attempts >= self.settings.publish_max_attempts:
             return _failed(
                 AttemptOutcome.RETRYABLE,
@@ -533,12 +439,6 @@ class Publisher:
             http_status=exc.http_status,
             retry_at=self.clock() + timedelta(seconds=delay),
         )
-
-
-def _attempts_so_far(session: Session, target_id: str) -> int:
-    return session.exec(
-        select(func.count()).select_from(Attempt).where(Attempt.target_id == target_id)
-    ).one()
 
 
 def publish_pacer(broker: Broker, settings: Settings) -> Pacer | None:

@@ -2,8 +2,10 @@
 
 - dispatch_due: claims due targets (scheduled or retrying) in batches, marks them queued with
   a new version, commits, then sends one message each, delayed to fire on their second.
-- resend_lost: a target queued long ago that never started lost its message; send it again
-  at the same version (if the first message turns up after all, the claim lets one through).
+- resend_lost: a target queued for REQUEUE_AFTER_SECONDS whose message the broker no longer
+  holds (never sent, lost with Redis, dead-lettered) is sent again at the same version; one
+  whose message is still waiting, however long the queue, is left alone (if a lost message
+  turns up after all, the claim lets one through).
 - reconcile_stuck: a target left publishing (its worker died mid-call) is settled with the
   platform, never blindly posted again.
 - token refreshes that are due go to the token-refresh queue (refreshing.py), and the cron
@@ -11,8 +13,9 @@
   attempts) fire once across replicas (cron.py).
 
 Each query reads one partial index range bounded by LIMIT, so a tick costs what is due,
-not what is scheduled. Two schedulers can run: on PostgreSQL `FOR UPDATE SKIP LOCKED` keeps
-their batches apart; on SQLite the write lock does; and the publisher's claim is the last guard.
+not what is scheduled. Every change of a target goes through herald_common.lifecycle. Two
+schedulers can run: on PostgreSQL `FOR UPDATE SKIP LOCKED` keeps their batches apart; on SQLite
+the write lock does; and the publisher's claim is the last guard.
 """
 
 from __future__ import annotations
@@ -25,19 +28,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from dramatiq.broker import Broker
-from sqlalchemy import delete, update
+from sqlalchemy import and_, delete, or_
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import col, select
 
+from herald_common import lifecycle
 from herald_common.contracts import PUBLISH, PublishTargetPayload, send
 from herald_common.db import session_scope, skip_locked
 from herald_common.jobs import resend_stale
+from herald_common.lifecycle import Queued
+from herald_common.metrics import PUBLISH_MESSAGES_RESENT
 from herald_common.models import Attempt, Target, TargetStatus
-from herald_common.models.posts import DISPATCHABLE_TARGET_STATES
 from herald_common.platforms import PlatformRegistry
-from herald_common.queues import queue_names, queue_store
+from herald_common.queues import SentMessage, queue_names, queue_store
 from herald_common.settings import Settings
-from herald_common.targets import move_target, reconcile
 from herald_common.timeutil import utcnow
 from herald_common.tokens import request_refresh_all
 from herald_scheduler import analytics, approvals
@@ -51,15 +55,13 @@ CLEANUP_BATCHES, ATTEMPTS_BATCH = 10, 5000
 
 #: queued_at given to targets whose message could not be sent: resend_lost picks them up first.
 NEVER_SENT = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Queued:
-    """A target claimed for sending: the message's payload and when it should fire."""
-
-    target_id: str
-    version: int
-    due_at: datetime | None
+#: What identifies a publish message: its payload's target and version.
+PUBLISH_KEY = ("target_id", "version")
+#: Queued targets whose message one resend_lost run looks for (one pass over the broker's
+#: messages serves them all).
+LOST_CHECK_BATCH = 5000
+#: resend_lost looks at most this often (and at least four times per REQUEUE_AFTER_SECONDS).
+LOST_CHECK_EVERY_SECONDS = 2.0
 
 
 @dataclass
@@ -99,6 +101,10 @@ class Dispatcher:
     refreshes: RefreshDispatcher | None = None
     cron: Cron | None = None
     sweeps: list[Sweep] = field(default_factory=list)
+    #: Where resend_lost's walk over long-queued targets has got to (queued_at, id), and when
+    #: it last looked (time.monotonic()).
+    _lost_cursor: tuple[datetime, str] | None = field(default=None, repr=False)
+    _lost_checked: float = field(default=float("-inf"), repr=False)
 
     def __post_init__(self) -> None:
         if self.refreshes is None:
@@ -186,64 +192,82 @@ class Dispatcher:
     def dispatch_due(self, now: datetime) -> tuple[int, int]:
         """Claim and send targets due by now + lookahead; (sent, failed to send)."""
         horizon = now + timedelta(seconds=self.settings.scheduler_lookahead_seconds)
-        with session_scope(self.engine) as session:
-            query = (
-                select(Target.id)
-                .where(
-                    Target.status.in_(DISPATCHABLE_TARGET_STATES),  # type: ignore[attr-defined]
-                    Target.due_at <= horizon,  # type: ignore[operator]
-                )
-                .order_by(Target.due_at)  # type: ignore[arg-type]
-                .limit(self.settings.scheduler_batch_size)
-            )
-            ids = list(session.exec(skip_locked(self.engine, query)).all())
-            if not ids:
-                return 0, 0
-            session.execute(
-                update(Target)
-                .where(
-                    Target.id.in_(ids),  # type: ignore[attr-defined]
-                    Target.status.in_(DISPATCHABLE_TARGET_STATES),  # type: ignore[attr-defined]
-                )
-                .values(
-                    status=TargetStatus.QUEUED,
-                    version=Target.version + 1,
-                    queued_at=now,
-                    updated_at=now,
-                )
-            )
-            claimed = [
-                Queued(row[0], row[1], row[2])
-                for row in session.exec(
-                    select(Target.id, Target.version, Target.due_at).where(
-                        Target.id.in_(ids),  # type: ignore[attr-defined]
-                        Target.status == TargetStatus.QUEUED,
-                        Target.queued_at == now,
-                    )
-                ).all()
-            ]
+        with self.engine.begin() as db:
+            claimed = lifecycle.queue_due(db, horizon, self.settings.scheduler_batch_size, now)
         # Committed: only now may the messages go out (commit, then send).
-        return self._send(claimed, now)
+        return self._send(claimed, now) if claimed else (0, 0)
 
     def resend_lost(self, now: datetime) -> tuple[int, int]:
-        """Send again targets queued longer than requeue_after that never started."""
+        """Send again the targets queued for longer than requeue_after whose message the broker
+        no longer holds; (sent, failed to send).
+
+        A long queue is not a lost message: one still waiting behind thousands is left alone,
+        however old. The walk over long-queued targets goes on from where the last run stopped,
+        so every one is looked at in turn, and one pass over the broker's messages serves a
+        whole batch.
+        """
+        # Often enough to resend within a fraction of requeue_after, and never every tick: with
+        # a long queue each look reads every message in it.
+        every = min(self.settings.requeue_after_seconds / 4, LOST_CHECK_EVERY_SECONDS)
+        if time.monotonic() - self._lost_checked < every:
+            return 0, 0
+        self._lost_checked = time.monotonic()
         cutoff = now - timedelta(seconds=self.settings.requeue_after_seconds)
-        with session_scope(self.engine) as session:
-            query = (
-                select(Target.id, Target.version, Target.due_at)
-                .where(
-                    Target.status == TargetStatus.QUEUED,
-                    Target.queued_at < cutoff,  # type: ignore[operator]
+        query = (
+            select(Target.id, Target.version, Target.due_at, Target.queued_at)
+            .where(Target.status == TargetStatus.QUEUED, col(Target.queued_at) < cutoff)
+            .order_by(col(Target.queued_at), col(Target.id))
+            .limit(LOST_CHECK_BATCH)
+        )
+        if self._lost_cursor is not None:
+            at, last = self._lost_cursor
+            query = query.where(
+                or_(
+                    col(Target.queued_at) > at,
+                    and_(col(Target.queued_at) == at, col(Target.id) > last),
                 )
-                .order_by(Target.queued_at)  # type: ignore[arg-type]
-                .limit(self.settings.scheduler_batch_size)
             )
-            lost = [Queued(*row) for row in session.exec(skip_locked(self.engine, query)).all()]
-            if not lost:
-                return 0, 0
-            _set_queued_at(session, lost, now)
-        log.warning("scheduler: %d queued target(s) never started; sending again", len(lost))
-        return self._send(lost, now)
+        with session_scope(self.engine) as session:
+            rows = list(session.exec(query).all())
+        self._lost_cursor = (rows[-1][3], rows[-1][0]) if len(rows) == LOST_CHECK_BATCH else None
+        if not rows:
+            return 0, 0
+        sent = {
+            f"{target_id}:{version}": (Queued(target_id, version, due_at), queued_at)
+            for target_id, version, due_at, queued_at in rows
+        }
+        never = [key for key, (_, queued_at) in sent.items() if queued_at <= NEVER_SENT]
+        asked = [SentMessage(key, queued_at) for key, (_, queued_at) in sent.items()]
+        missing = queue_store(self.broker).missing(PUBLISH.queue, PUBLISH_KEY, asked)
+        lost_keys = dict.fromkeys([*never, *(m.key for m in missing)])
+        if not lost_keys:
+            return 0, 0
+        # Taken with a compare-and-set on the time it was queued, so that of two schedulers
+        # only one sends it again.
+        lost: list[Queued] = []
+        with self.engine.begin() as db:
+            for key in lost_keys:
+                item, queued_at = sent[key]
+                if lifecycle.move(
+                    db,
+                    item.target_id,
+                    TargetStatus.QUEUED,
+                    item.version,
+                    bump=False,
+                    where=[col(Target.queued_at) == queued_at],
+                    queued_at=now,
+                ):
+                    lost.append(item)
+        if not lost:
+            return 0, 0
+        log.warning(
+            "scheduler: the broker no longer holds the message of %d queued target(s); "
+            "sending again",
+            len(lost),
+        )
+        sent_count, failed = self._send(lost, now)
+        PUBLISH_MESSAGES_RESENT.inc(sent_count)
+        return sent_count, failed
 
     def reconcile_stuck(self, now: datetime) -> int:
         """Settle targets left publishing longer than reconcile_after."""
@@ -253,29 +277,23 @@ class Dispatcher:
                 select(Target.id, Target.version)
                 .where(
                     Target.status == TargetStatus.PUBLISHING,
-                    Target.started_at < cutoff,  # type: ignore[operator]
+                    col(Target.started_at) < cutoff,
                 )
-                .order_by(Target.started_at)  # type: ignore[arg-type]
+                .order_by(col(Target.started_at))
                 .limit(self.settings.scheduler_batch_size)
             )
             stuck = session.exec(skip_locked(self.engine, query)).all()
-            # Take each one over with a compare-and-set (a new version and start time), so a
-            # second scheduler, or the original worker if it was only slow, cannot also settle it.
-            taken: list[tuple[str, int]] = []
-            for target_id, version in stuck:
-                if move_target(
-                    session,
-                    target_id,
-                    TargetStatus.PUBLISHING,
-                    version,
-                    version=version + 1,
-                    started_at=now,
-                    updated_at=now,
-                ):
-                    taken.append((target_id, version + 1))
+        # Each one taken over with a compare-and-set (a new version and start time), so a second
+        # scheduler, or the original worker if it was only slow, cannot also settle it.
+        taken: list[tuple[str, int]] = []
+        for target_id, version in stuck:
+            with self.engine.begin() as db:
+                new_version = lifecycle.take_over(db, target_id, version, now)
+            if new_version is not None:
+                taken.append((target_id, new_version))
         settled = 0
         for target_id, version in taken:
-            status = reconcile(
+            status = lifecycle.reconcile(
                 self.engine,
                 self.platforms,
                 self.settings,
@@ -318,8 +336,13 @@ class Dispatcher:
         return len(items), 0
 
     def _mark_unsent(self, items: list[Queued]) -> None:
-        with session_scope(self.engine) as session:
-            _set_queued_at(session, items, NEVER_SENT)
+        """Stamp targets whose message could not be sent, so the next look sends them first."""
+        self._lost_cursor, self._lost_checked = None, float("-inf")
+        with self.engine.begin() as db:
+            for item in items:
+                lifecycle.stamp(
+                    db, item.target_id, TargetStatus.QUEUED, item.version, queued_at=NEVER_SENT
+                )
 
 
 def sweeps(dispatcher: Dispatcher) -> list[Sweep]:
@@ -342,9 +365,3 @@ def cron_entries(dispatcher: Dispatcher) -> list[CronEntry]:
         ),
         CronEntry("clean-up", dispatcher.settings.cleanup_cron, dispatcher.clean_up),
     ]
-
-
-def _set_queued_at(session: Session, items: list[Queued], when: datetime) -> None:
-    """Stamp queued targets still at the version they were sent with."""
-    for item in items:
-        move_target(session, item.target_id, TargetStatus.QUEUED, item.version, queued_at=when)

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from herald_common.content.composing import PARTS, Parts, TextRules, parts_of, shorten
 from herald_common.content.writers import Scope
 from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
+from herald_common.lifecycle import SENT_STATES, forget_checkpoints, is_member, lock_post
 from herald_common.models import (
     Account,
     Approval,
@@ -32,7 +33,6 @@ from herald_common.models import (
     TargetStatus,
 )
 from herald_common.platforms import PlatformRegistry
-from herald_common.targets import SENT_STATES, forget_checkpoints, is_member, lock_post
 
 
 def refusal(post: Post, targets: Sequence[Target], approval: str | None = None) -> str | None:

@@ -170,6 +170,19 @@ def authenticators(client: httpx.Client, settings: Settings) -> dict[str, Authen
     }
 
 
+def account_ref(account: Account, credentials: Mapping[str, Any] | None = None) -> AccountRef:
+    """The adapter's view of an account (with its secrets only when a call needs them)."""
+    return AccountRef(
+        id=account.id,
+        tenant_id=account.tenant_id,
+        platform=account.platform,
+        handle=account.handle,
+        external_id=account.external_id,
+        settings=dict(account.settings or {}),
+        credentials=dict(credentials or {}),
+    )
+
+
 class PlatformRegistry:
     """Builds each adapter once, with the collaborators it needs, and holds account secrets."""
 
@@ -292,4 +305,5 @@ __all__ = [
     "PublishResult",
     "SandboxSettings",
     "Violation",
+    "account_ref",
 ]

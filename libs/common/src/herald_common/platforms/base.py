@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
 
 from herald_common.errors import PermanentError
 
@@ -80,6 +81,12 @@ class PublishResult:
     platform_post_id: str
     url: str | None = None
     http_status: int | None = None
+    #: Bookkeeping the platform keeps in Herald's own database (the sandbox's delivery row),
+    #: written in the transaction that records the outcome, so that both or neither are: it
+    #: is given that transaction's connection and returns the result as stored.
+    with_outcome: Callable[[Connection], PublishResult] | None = field(
+        default=None, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True)

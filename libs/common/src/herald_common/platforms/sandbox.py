@@ -1,7 +1,12 @@
 """The built-in `sandbox` platform: keeps every post it is sent, so a new user sees one go out.
 
 It behaves like a real platform with an idempotency key: a repeated key returns the post
-accepted the first time. Through the account's settings it can be told to fail or to be slow,
+accepted the first time. Its store is Herald's own database, so an accepted post is written in
+the transaction that records the target's outcome (PublishResult.with_outcome): a worker that
+dies before recording leaves no delivery behind, as if the platform never took it. With
+`hold_after_accept_ms`, it commits the delivery itself and then waits, as a real platform
+does: the window in which a crash leaves a post published but not recorded, for tests of
+reconciliation. Through the account's settings it can be told to fail or to be slow,
 so retries and failures can be shown without code changes:
 
     {"fail": "retryable" | "rate_limited" | "permanent" | "needs_auth",  # default: never
@@ -9,6 +14,7 @@ so retries and failures can be shown without code changes:
      "fail_message": "...",    # the platform's error text
      "retry_after": 3,         # seconds, sent as Retry-After with retryable/rate_limited
      "latency_ms": 200,        # wait before answering
+     "latency_jitter_ms": 50,  # ± this much, uniformly, around latency_ms
      "hold_after_accept_ms": 0,  # wait after accepting, before answering (crash-test window)
      "max_length": 500,        # characters a post may have
      "pace_limit": 2, "pace_window_seconds": 60,  # pace publishes like a rate-limited platform
@@ -25,18 +31,23 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import func, select
 
 from herald_common.db import session_scope
 from herald_common.errors import NeedsAuth, PermanentError, RateLimited, TransientError
 from herald_common.models import SandboxDelivery
+from herald_common.models.base import new_id
 from herald_common.platforms.base import (
     AccountRef,
     MetricsRequest,
@@ -60,6 +71,7 @@ class SandboxSettings(BaseModel):
     fail_message: str | None = Field(default=None, max_length=1000)
     retry_after: float | None = Field(default=None, ge=0, le=3600)
     latency_ms: int = Field(default=0, ge=0, le=60_000)
+    latency_jitter_ms: int = Field(default=0, ge=0, le=60_000)
     hold_after_accept_ms: int = Field(default=0, ge=0, le=600_000)
     max_length: int = Field(default=500, ge=1, le=100_000)
     # Pace this account like a platform that allows `pace_limit` posts per `pace_window_seconds`.
@@ -101,13 +113,56 @@ class SandboxPlatform(Platform):
 
     def publish(self, request: PublishRequest) -> PublishResult:
         options = SandboxSettings.model_validate(dict(request.account.settings))
-        if options.latency_ms:
-            time.sleep(options.latency_ms / 1000)
+        if latency := _latency_seconds(options):
+            time.sleep(latency)
+        if options.fail:
+            existing = self.lookup(request)
+            if existing is not None:
+                return existing
+            if self._should_fail(request, options):
+                self._fail(request, options)
+        if options.hold_after_accept_ms:
+            return self._accept_and_hold(request, options.hold_after_accept_ms)
+        delivery_id = new_id()
+        result = self._result(delivery_id, request.account, status=200)
+        return replace(
+            result, with_outcome=lambda db: self._store(db, request, delivery_id, result)
+        )
+
+    def _store(
+        self, db: Connection, request: PublishRequest, delivery_id: str, result: PublishResult
+    ) -> PublishResult:
+        """Write the accepted post in the outcome's transaction: one statement, or two when
+        the key was accepted before (its first post is the answer, as on a real platform)."""
+        statement = _ACCEPT[db.dialect.name]
+        row = db.execute(
+            statement,
+            {
+                "id": delivery_id,
+                "tenant_id": request.account.tenant_id,
+                "account_id": request.account.id,
+                "idempotency_key": request.idempotency_key,
+                "accepted_key": request.idempotency_key,
+                "outcome": "accepted",
+                "content": request.text,
+                "created_at": utcnow(),
+            },
+        ).first()
+        if row is not None:
+            return result
+        earlier = db.execute(
+            select(SandboxDelivery.id).where(
+                SandboxDelivery.account_id == request.account.id,
+                SandboxDelivery.accepted_key == request.idempotency_key,
+            )
+        ).scalar_one()
+        return self._result(earlier, request.account, status=200)
+
+    def _accept_and_hold(self, request: PublishRequest, hold_ms: int) -> PublishResult:
+        """Accept in a transaction of its own, then wait before answering."""
         existing = self.lookup(request)
         if existing is not None:
             return existing
-        if options.fail and self._should_fail(request, options):
-            self._fail(request, options)
         with session_scope(self._engine) as session:
             delivery = SandboxDelivery(
                 tenant_id=request.account.tenant_id,
@@ -128,9 +183,8 @@ class SandboxPlatform(Platform):
             found = self.lookup(request)
             assert found is not None
             return found
-        if options.hold_after_accept_ms:
-            time.sleep(options.hold_after_accept_ms / 1000)
-        return self._result(delivery, request.account, status=200)
+        time.sleep(hold_ms / 1000)
+        return self._result(delivery.id, request.account, status=200)
 
     def lookup(self, request: PublishRequest) -> PublishResult | None:
         with session_scope(self._engine) as session:
@@ -140,7 +194,7 @@ class SandboxPlatform(Platform):
                     SandboxDelivery.accepted_key == request.idempotency_key,
                 )
             ).first()
-        return self._result(delivery, request.account, status=200) if delivery else None
+        return self._result(delivery.id, request.account, status=200) if delivery else None
 
     def metrics(self, request: MetricsRequest) -> PostMetrics:
         options = SandboxSettings.model_validate(dict(request.account.settings))
@@ -207,12 +261,39 @@ class SandboxPlatform(Platform):
         raise PermanentError(message, http_status=422)
 
     @staticmethod
-    def _result(delivery: SandboxDelivery, account: AccountRef, *, status: int) -> PublishResult:
+    def _result(delivery_id: str, account: AccountRef, *, status: int) -> PublishResult:
         return PublishResult(
-            platform_post_id=delivery.id,
-            url=f"sandbox://{account.handle}/{delivery.id}",
+            platform_post_id=delivery_id,
+            url=f"sandbox://{account.handle}/{delivery_id}",
             http_status=status,
         )
+
+
+def _latency_seconds(options: SandboxSettings) -> float:
+    """How long this call waits: latency_ms ± up to latency_jitter_ms, never below zero."""
+    jitter = random.uniform(-1, 1) * options.latency_jitter_ms if options.latency_jitter_ms else 0
+    return max(0.0, options.latency_ms + jitter) / 1000
+
+
+_DELIVERIES = SandboxDelivery.__table__  # type: ignore[attr-defined]
+_COLUMNS = (
+    "id",
+    "tenant_id",
+    "account_id",
+    "idempotency_key",
+    "accepted_key",
+    "outcome",
+    "content",
+    "created_at",
+)
+#: INSERT … ON CONFLICT (account_id, accepted_key) DO NOTHING RETURNING id, per dialect.
+_ACCEPT = {
+    name: dialect_insert(_DELIVERIES)
+    .values({column: bindparam(column) for column in _COLUMNS})
+    .on_conflict_do_nothing(index_elements=["account_id", "accepted_key"])
+    .returning(_DELIVERIES.c.id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 
 
 def sandbox_metrics(delivery_id: str, age_seconds: float) -> PostMetrics:

@@ -4,12 +4,12 @@ The database is the schedule of record. Nothing here talks to the broker: a chan
 rows, and the scheduler dispatches targets whose `due_at` has come. Every change runs in the
 caller's one transaction and follows the same steps:
 
-1. lock the post row (`lock_post`; lock order everywhere is post, then targets);
+1. lock the post row (`lifecycle.lock_post`; lock order everywhere is post, then targets);
 2. check the whole request (404, 409, 422) before writing anything;
-3. move targets with UPDATEs conditioned on the status and version that were read, bumping
-   each moved target's `version` (a queued message carrying the old version then finds
+3. move targets through `lifecycle.move`, conditioned on the status and version that were read,
+   bumping each moved target's `version` (a queued message carrying the old version then finds
    nothing to do), and bump the post's `version` and `updated_at`;
-4. derive the post's status from its targets (`refresh_post_status`).
+4. derive the post's status from its targets (`lifecycle.derive_post_status`).
 
 Why a target was canceled is kept in its `error_kind`: `canceled` (with its post), `removed`
 (its account was taken off the post) or `account_deleted`. Only the first kind comes back when
@@ -24,8 +24,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func, update
-from sqlalchemy.engine import CursorResult
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from herald_api.schemas import (
@@ -44,10 +43,26 @@ from herald_api.schemas import (
 )
 from herald_api.services.paging import newest_first
 from herald_api.services.scheduling import resolve_schedule
+from herald_common import lifecycle
 from herald_common.analytics import first_pull_at
 from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
-from herald_common.models import (
+from herald_common.lifecycle import (
+    ACCOUNT_DELETED,
     ACTIVE_TARGET_STATES,
+    CANCELED_WITH_POST,
+    PENDING_STATES,
+    REMOVED_FROM_POST,
+    REVIVABLE_STATES,
+    SENT_STATES,
+    derive_post_status,
+    drafts_only,
+    forget_checkpoints,
+    is_member,
+    lock_post,
+    status_changes,
+    target_statuses,
+)
+from herald_common.models import (
     Account,
     Approval,
     ApprovalStatus,
@@ -58,26 +73,8 @@ from herald_common.models import (
     Target,
     TargetStatus,
 )
-from herald_common.platforms import PlatformRegistry
-from herald_common.targets import (
-    ACCOUNT_DELETED,
-    CANCELED_WITH_POST,
-    REMOVED_FROM_POST,
-    SENT_STATES,
-    account_ref,
-    forget_checkpoints,
-    is_member,
-    lock_post,
-    refresh_post_status,
-)
+from herald_common.platforms import PlatformRegistry, account_ref
 from herald_common.timeutil import utcnow
-
-#: Targets that have not started: they can still be canceled.
-PENDING_STATES = frozenset(
-    {TargetStatus.DRAFT, TargetStatus.SCHEDULED, TargetStatus.QUEUED, TargetStatus.RETRYING}
-)
-#: Targets that can be (re)scheduled, published now or made a draft again.
-REVIVABLE_STATES = PENDING_STATES | {TargetStatus.FAILED, TargetStatus.CANCELED}
 
 #: Rules whose breach reads "too long"; any other platform rule reads "not accepted".
 _LENGTH_RULES = ("length", "characters", "graphemes", "bytes", "caption", "title")
@@ -187,11 +184,6 @@ def _post_fields(post: Post, approval: Approval | None) -> dict[str, Any]:
 # What an approver approves is the post's text, media and brand: changing one withdraws the
 # request, pending or approved. A post whose targets are all drafts shows where its latest
 # request is (`pending_approval`, `approved`), else it is a `draft`.
-
-_POST_STATUS_OF_APPROVAL: dict[str, PostStatus] = {
-    ApprovalStatus.PENDING: PostStatus.PENDING_APPROVAL,
-    ApprovalStatus.APPROVED: PostStatus.APPROVED,
-}
 
 
 def latest_approvals(session: Session, post_ids: Iterable[str]) -> dict[str, Approval]:
@@ -439,27 +431,26 @@ def _summary(targets: Sequence[Target]) -> str:
 
 
 def _move(
-    session: Session, target: Target, now: datetime, *, strict: bool = True, **values: Any
+    session: Session,
+    target: Target,
+    now: datetime,
+    *,
+    status: str,
+    strict: bool = True,
+    **values: Any,
 ) -> bool:
-    """Compare-and-set one target from the status and version read; bumps its version.
+    """Move one target from the status and version read to `status` (lifecycle.move).
 
     A miss means a worker moved it meanwhile. When `strict`, that aborts the whole change
     (the caller's transaction rolls back) rather than leave the post half-changed.
     """
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(Target)
-        .where(
-            col(Target.id) == target.id,
-            col(Target.status) == target.status,
-            col(Target.version) == target.version,
-        )
-        .values(version=target.version + 1, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
+    session.flush()  # the move is a Core statement: what the session holds goes first
+    moved = lifecycle.move(
+        session, target.id, target.status, target.version, status, updated_at=now, **values
     )
-    moved = result.rowcount
     if not moved and strict:
         raise Conflict("a target of this post changed while it was being updated; try again")
-    return bool(moved)
+    return moved
 
 
 def _schedule(
@@ -493,23 +484,20 @@ def _touch(session: Session, post: Post, now: datetime) -> None:
     post.version += 1
     post.updated_at = now
     session.add(post)
-    refresh_post_status(session, post, now)
-    # A draft whose other targets were canceled (account removed or deleted) is still a draft;
-    # derive_post_status would call it failed, so say so here. See the report to libs/common.
-    statuses = session.exec(select(Target.status).where(Target.post_id == post.id)).all()
-    live = [s for s in statuses if s != TargetStatus.CANCELED]
-    if live and all(s == TargetStatus.DRAFT for s in live):
-        latest = latest_approval(session, post.id)
-        status = _POST_STATUS_OF_APPROVAL.get(latest.status if latest else "", PostStatus.DRAFT)
-        if post.status != status:
-            post.status = status
-            session.add(post)
-    elif was == PostStatus.PENDING_APPROVAL:
+    session.flush()
+    statuses = target_statuses(session, post.id)
+    latest = latest_approval(session, post.id) if drafts_only(statuses) else None
+    status = derive_post_status(statuses, latest.status if latest else None)
+    if status is not None and status != post.status:
+        for name, value in status_changes(status, post.published_at, now).items():
+            setattr(post, name, value)
+        session.add(post)
+    if was == PostStatus.PENDING_APPROVAL and not drafts_only(statuses):
         # Its drafts were canceled (with the post, or their accounts deleted): nothing is left
         # to decide on.
-        latest = latest_approval(session, post.id)
-        if latest is not None and latest.status == ApprovalStatus.PENDING:
-            withdraw(session, latest, f"the post was {post.status}", now)
+        pending = latest_approval(session, post.id)
+        if pending is not None and pending.status == ApprovalStatus.PENDING:
+            withdraw(session, pending, f"the post was {post.status}", now)
     session.flush()
 
 
@@ -571,7 +559,7 @@ def create_post(
                 updated_at=now,
             )
         )
-    refresh_post_status(session, post, now)
+    session.flush()
     return post
 
 

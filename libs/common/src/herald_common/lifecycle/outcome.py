@@ -1,0 +1,215 @@
+"""How a try ended, recorded in one transaction: the target's move, its attempt row, and the
+post's status.
+
+On the publish path that transaction is at most three statements of Herald's own, plus what a
+platform's bookkeeping adds to it (the sandbox's delivery row):
+
+1. the target's compare-and-set, `publishing` at the claimed version → its outcome, which
+   first locks the post row inside the same statement (lock order: post, then targets);
+2. the attempt row, written now that the try is over (a try that never reaches this point is
+   written by whoever settles it: `reconcile`);
+3. the post's status, when it changes (read from the other targets only when there are some).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
+
+from herald_common.analytics import first_pull_at
+from herald_common.lifecycle.claim import Claim
+from herald_common.lifecycle.moves import Executor, move
+from herald_common.lifecycle.states import TargetStatus
+from herald_common.lifecycle.status import derive_post_status, store_post_status, target_statuses
+from herald_common.lifecycle.tables import ATTEMPTS
+from herald_common.metrics import observe_settled
+from herald_common.models import AttemptOutcome
+from herald_common.models.base import new_id
+from herald_common.platforms import PublishResult
+from herald_common.settings import Settings
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a publish ended, and what the target becomes."""
+
+    status: TargetStatus  # PUBLISHED, RETRYING, FAILED or UNKNOWN
+    attempt: AttemptOutcome
+    result: PublishResult | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    http_status: int | None = None
+    retry_at: datetime | None = None
+    # A wait for a rate limit or quota: the try does not count against the attempt limit.
+    refund_attempt: bool = False
+    # What the account needs after a refused token: "refresh" (ask the token-refresher) or
+    # "reauth" (a person must connect it again); None: nothing.
+    auth: str | None = None
+
+
+def backoff_seconds(
+    settings: Settings, attempts: int, *, retry_after: float | None = None
+) -> float:
+    """Seconds to wait after the `attempts`-th failure: exponential with jitter, at least Retry-After."""
+    base = settings.publish_backoff_seconds * 2 ** max(attempts - 1, 0)
+    delay = min(base, settings.publish_backoff_max_seconds)
+    # Up to 10% jitter spreads the retries of a platform-wide outage.
+    delay *= 1 + random.random() / 10
+    return max(delay, retry_after or 0.0)
+
+
+def _next_number() -> Any:
+    return (
+        select(func.coalesce(func.max(ATTEMPTS.c.number), 0) + 1)
+        .where(ATTEMPTS.c.target_id == bindparam("a_target_id"))
+        .scalar_subquery()
+    )
+
+
+_ATTEMPT_FIELDS = ("finished_at", "outcome", "http_status", "error", "duration_ms")
+_INSERT_ATTEMPT = insert(ATTEMPTS).values(
+    id=bindparam("a_id"),
+    tenant_id=bindparam("a_tenant_id"),
+    target_id=bindparam("a_target_id"),
+    # Counted from the rows: attempt_count restarts on a person's retry and is not spent by
+    # rate-limit waits, but the audit trail keeps counting.
+    number=_next_number(),
+    due_at=bindparam("a_due_at"),
+    started_at=bindparam("a_started_at"),
+    lateness_seconds=bindparam("a_lateness_seconds"),
+    **{name: bindparam(f"a_{name}") for name in _ATTEMPT_FIELDS},
+)
+_FINISH_ATTEMPT = (
+    update(ATTEMPTS)
+    .where(ATTEMPTS.c.id == bindparam("w_id"))
+    .values(**{name: bindparam(f"a_{name}") for name in _ATTEMPT_FIELDS})
+)
+
+
+_NOT_FINISHED = {f"a_{name}": None for name in _ATTEMPT_FIELDS}
+
+
+def open_attempt(db: Executor, claim: Claim) -> str:
+    """Write the attempt row of a try whose outcome is not known yet (it started at the
+    claim's `started_at`); its id."""
+    attempt_id = new_id()
+    db.execute(_INSERT_ATTEMPT, {**_attempt_start(claim, attempt_id), **_NOT_FINISHED})
+    return attempt_id
+
+
+def _attempt_start(claim: Claim, attempt_id: str) -> dict[str, Any]:
+    lateness = (claim.started_at - claim.due_at).total_seconds() if claim.due_at else None
+    return {
+        "a_id": attempt_id,
+        "a_tenant_id": claim.tenant_id,
+        "a_target_id": claim.target_id,
+        "a_due_at": claim.due_at,
+        "a_started_at": claim.started_at,
+        "a_lateness_seconds": lateness,
+    }
+
+
+def target_values(outcome: Outcome, now: datetime) -> tuple[dict[str, Any], dict[str, int]]:
+    """What the target's row becomes for this outcome: values, and counters to add."""
+    values: dict[str, Any] = {
+        "updated_at": now,
+        "error": outcome.error,
+        "error_kind": outcome.error_kind,
+    }
+    add: dict[str, int] = {}
+    if outcome.status == TargetStatus.RETRYING:
+        values["due_at"] = outcome.retry_at
+        if outcome.refund_attempt:
+            add["attempt_count"] = -1
+    else:
+        values["finished_at"] = now
+    if outcome.result is not None:
+        values["platform_post_id"] = outcome.result.platform_post_id
+        values["platform_url"] = outcome.result.url
+        values["published_at"] = now
+        # Its metrics are pulled from the first analytics slot on (herald_common.analytics).
+        values["metrics_due_at"] = first_pull_at(now)
+    return values, add
+
+
+def record_outcome(
+    db: Executor,
+    claim: Claim,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    attempt_id: str | None = None,
+) -> bool:
+    """Move the claimed target to its outcome, write (or finish, given `attempt_id`) the
+    attempt row, and derive the post's status; False when the target was no longer this try's
+    to move (nothing is written then). The caller commits, then calls `observe`."""
+    values, add = target_values(outcome, now)
+    moved = move(
+        db,
+        claim.target_id,
+        TargetStatus.PUBLISHING,
+        claim.version,
+        outcome.status,
+        lock_post=claim.post_id,
+        add=add,
+        **values,
+    )
+    if not moved:
+        return False
+    started = claim.started_at
+    finish = {
+        "a_finished_at": now,
+        "a_outcome": outcome.attempt,
+        "a_http_status": outcome.http_status,
+        "a_error": outcome.error,
+        "a_duration_ms": (now - started).total_seconds() * 1000,
+    }
+    if attempt_id is None:
+        db.execute(_INSERT_ATTEMPT, {**_attempt_start(claim, new_id()), **finish})
+    else:
+        db.execute(_FINISH_ATTEMPT, {"w_id": attempt_id, **finish})
+    # The post row is locked (by the move): its status is derived from one picture.
+    statuses = [outcome.status] if claim.post_targets == 1 else target_statuses(db, claim.post_id)
+    status = derive_post_status(statuses)
+    if status is not None and status != claim.post_status:
+        store_post_status(db, claim.post_id, status, now)
+    return True
+
+
+def put_back(
+    db: Executor,
+    claim: Claim,
+    now: datetime,
+    *,
+    due_at: datetime,
+    kind: str,
+    error: str,
+    where: Iterable[ColumnElement[bool]] = (),
+) -> bool:
+    """Hand a claimed target back to the schedule before calling the platform (its pace is
+    full, its account must be connected again): no attempt spent, no attempt row."""
+    return move(
+        db,
+        claim.target_id,
+        TargetStatus.PUBLISHING,
+        claim.version,
+        TargetStatus.RETRYING,
+        where=where,
+        add={"attempt_count": -1},
+        due_at=due_at,
+        error_kind=kind,
+        error=error,
+        updated_at=now,
+    )
+
+
+def observe(claim: Claim, outcome: Outcome, now: datetime) -> None:
+    """Count a recorded outcome in the metrics (after its transaction committed)."""
+    since = claim.since
+    lateness = (now - since).total_seconds() if since is not None else None
+    observe_settled(claim.platform, outcome.status, outcome.error_kind, lateness)
