@@ -29,11 +29,12 @@ from bench.floor import measure_floor
 from bench.infra import BenchStack, Scratch, interrupt_on_sigterm
 from bench.publish import drain
 from bench.report import Results, as_json, burst_drain_reference, describe_machine, details, table
+from bench.statements import measure_statements
 from bench.ticks import measure_ticks
 from herald_common.contracts import PUBLISH, queue_concurrency
 from herald_common.settings import Settings
 
-PARTS = ("floor", "publish", "burst", "api", "ticks")
+PARTS = ("floor", "publish", "burst", "api", "ticks", "statements")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ SIZES = (
     Size("api_seconds", 15, 3, "seconds of measured load (after the warm-up)"),
     Size("api_warmup", 3, 1, "seconds of load sent first and not counted"),
     Size("api_connections", 32, 32, "keep-alive connections of the load generator"),
+    Size("statement_targets", 2_000, 300, "targets published in-process to count statements"),
 )
 
 
@@ -199,6 +201,11 @@ def run(args: argparse.Namespace, scratch: Scratch, results: Results) -> None:
                 profile_dir=args.profile,
             )
         stack.stop_all()
+    if "statements" in args.only:
+        say(f"6. statements: {int(args.statement_targets):,} targets published in-process")
+        results.statements = measure_statements(
+            scratch, int(args.statement_targets), profile=args.profile is not None, say=say
+        )
     if "ticks" in args.only:
         say(f"4. ticks: idle tick without and with {int(args.future_posts):,} future posts")
         results.ticks = measure_ticks(scratch, int(args.future_posts), say=say)
@@ -214,6 +221,7 @@ def profile_summary(directory: Path) -> str:
         if path.stat().st_size
     ]
     text = "\n\n".join(tables) or "(no samples recorded)"
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / "summary.md").write_text(text + "\n")
     return text
 

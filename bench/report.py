@@ -19,6 +19,7 @@ from bench.cpu import cpu_ms_per, format_cores
 from bench.floor import FloorResult
 from bench.infra import ROOT, libpq_url
 from bench.publish import DrainResult
+from bench.statements import StatementsResult
 from bench.ticks import TickResult
 
 #: The issue's targets, to aim the design at.
@@ -40,6 +41,7 @@ class Results:
     burst: DrainResult | None = None
     ticks: TickResult | None = None
     api: ApiResult | None = None
+    statements: StatementsResult | None = None
 
 
 def describe_machine(postgres_url: str, redis_url: str) -> dict[str, str]:
@@ -280,6 +282,21 @@ def details(results: Results) -> str:
         )
         for part, empty_ms in t.empty.parts_ms.items():
             out.append(f"  {part}: {empty_ms:.2f} → {t.loaded.parts_ms[part]:.2f} ms")
+    if results.statements:
+        st = results.statements
+        for name, count in (("publisher", st.publisher), ("scheduler", st.scheduler)):
+            per, tx = st.per_target(count)
+            kinds = ", ".join(
+                f"{kind} {n / max(st.published, 1):.2f}"
+                for kind, n in count.statements.most_common()
+            )
+            out.append(
+                f"statements ({name}): {per:.2f} per published target in {tx:.2f} "
+                f"transactions ({kinds})"
+            )
+        out.append(f"  publisher CPU in-process (no broker): {st.cpu_ms_per_target:.2f} ms/target")
+        if st.profile:
+            out.append(st.profile)
     if results.api:
         for name, load in (("herald", results.api.herald), ("bare", results.api.bare)):
             r = load.result

@@ -6,6 +6,7 @@ Against SQLite and a local Mastodon that answers as its docs say (401 with its e
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -282,8 +283,8 @@ def test_a_hold_decided_just_before_a_reconnect_does_not_park_the_target(
     # Given the claim read the account as needing re-auth, and it was reconnected since
     class StaleRead(Publisher):
         def _hold_for_auth(self, claim, now):  # type: ignore[no-untyped-def]
-            claim.account.status = AccountStatus.NEEDS_REAUTH
-            return super()._hold_for_auth(claim, now)
+            stale = replace(claim.account, status=AccountStatus.NEEDS_REAUTH)
+            return super()._hold_for_auth(replace(claim, account=stale), now)
 
     _, _, target_id = add_mastodon(sqlite_engine, registry, mastodon)
     publisher = StaleRead(engine=sqlite_engine, platforms=registry, settings=settings)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 import weakref
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
@@ -61,6 +62,8 @@ from herald_common.logs import redact
 
 #: A message as the broker hands it to middleware, or as it was enqueued.
 AnyMessage = Message[Any] | MessageProxy
+#: A job that finished: its message, when (epoch seconds) and how long it ran (ms).
+Finished = tuple[AnyMessage, float, float]
 #: Every state a job can be listed in.
 STATES = ("waiting", "active", "delayed", "failed", "completed")
 #: The states an operator can clear.
@@ -275,6 +278,11 @@ class QueueStore(ABC):
     ) -> None:
         """Keep a record of a job that finished."""
 
+    def record_completed_many(self, finished: Sequence[Finished]) -> None:
+        """Keep a record of each of these jobs that finished."""
+        for message, finished_at, duration_ms in finished:
+            self.record_completed(message, finished_at=finished_at, duration_ms=duration_ms)
+
     @abstractmethod
     def record_failed(
         self, message: AnyMessage, exception: BaseException, *, attempts: int, at: float
@@ -300,6 +308,10 @@ class QueueStore(ABC):
 
     # Hooks the JobLedger middleware calls; Redis already knows, only the in-process store
     # needs them to see what its workers hold.
+    @abstractmethod
+    def enqueue_many(self, queue: str, messages: Sequence[Message[Any]]) -> None:
+        """Put `messages` on `queue` now, all or none (many per round trip)."""
+
     @abstractmethod
     def missing(
         self, queue: str, fields: Sequence[str], sent: Sequence[SentMessage]
@@ -577,13 +589,17 @@ class RedisQueueStore(QueueStore):
     def record_completed(
         self, message: AnyMessage, *, finished_at: float, duration_ms: float
     ) -> None:
-        queue = message.queue_name.removesuffix(".DQ")
-        done = self._key(f"herald.done:{queue}")
-        record = completed_record(message, finished_at=finished_at, duration_ms=duration_ms)
+        self.record_completed_many([(message, finished_at, duration_ms)])
+
+    def record_completed_many(self, finished: Sequence[Finished]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(done, {message.message_id: record["finished_at"]})
-        pipe.hset(f"{done}.msgs", message.message_id, json.dumps(record))
-        pipe.hincrby(self._key(f"herald.stats:{queue}"), "completed", 1)
+        for message, finished_at, duration_ms in finished:
+            queue = message.queue_name.removesuffix(".DQ")
+            done = self._key(f"herald.done:{queue}")
+            record = completed_record(message, finished_at=finished_at, duration_ms=duration_ms)
+            pipe.zadd(done, {message.message_id: record["finished_at"]})
+            pipe.hset(f"{done}.msgs", message.message_id, json.dumps(record))
+            pipe.hincrby(self._key(f"herald.stats:{queue}"), "completed", 1)
         pipe.execute()
 
     def record_failed(
@@ -610,6 +626,17 @@ class RedisQueueStore(QueueStore):
             dropped += n
             if n < _BATCH:
                 return dropped
+
+    def enqueue_many(self, queue: str, messages: Sequence[Message[Any]]) -> None:
+        # What Dramatiq's enqueue does (dispatch.lua: the message under a Redis id of its
+        # own in the queue's hash, the id at the end of its list), for a batch in one MULTI.
+        pipe = self.client.pipeline(transaction=True)
+        for message in messages:
+            redis_id = str(uuid.uuid4())
+            data = message.copy(queue_name=queue, options={"redis_message_id": redis_id})
+            pipe.hset(self._key(f"{queue}.msgs"), redis_id, data.encode())
+            pipe.rpush(self._key(queue), redis_id)
+        pipe.execute()
 
     def missing(
         self, queue: str, fields: Sequence[str], sent: Sequence[SentMessage]
@@ -663,6 +690,10 @@ class MemoryQueueStore(QueueStore):
 
     #: Messages sent before this are gone: the in-process broker began with this process.
     _born: datetime = field(default_factory=lambda: _PROCESS_STARTED)
+
+    def enqueue_many(self, queue: str, messages: Sequence[Message[Any]]) -> None:
+        for message in messages:
+            self.broker.enqueue(message.copy(queue_name=queue))
 
     def missing(
         self, queue: str, fields: Sequence[str], sent: Sequence[SentMessage]

@@ -40,7 +40,7 @@ from herald_common.errors import NeedsAuth, PlatformError, TransientError
 from herald_common.lifecycle import move_where
 from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH, TOKEN_REFRESHES
 from herald_common.models import Account, AccountStatus, Target, TargetStatus
-from herald_common.platforms import PLATFORMS, PlatformRegistry, account_ref
+from herald_common.platforms import PLATFORMS, AccountFields, PlatformRegistry, account_ref
 from herald_common.platforms.auth import Authenticator, Refreshed
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
@@ -81,7 +81,7 @@ def due_condition(now: datetime, settings: Settings) -> Any:
 
 
 def request_refresh(
-    session: Session, account: Account, now: datetime, *, respect_backoff: bool = False
+    session: Session, account: AccountFields, now: datetime, *, respect_backoff: bool = False
 ) -> None:
     """Ask for a refresh of the account as soon as the scheduler's next tick.
 
@@ -127,7 +127,12 @@ def request_refresh_all(
 
 
 def mark_needs_reauth(
-    session: Session, account: Account, reason: str, now: datetime, *, where: Iterable[Any] = ()
+    session: Session,
+    account: AccountFields,
+    reason: str,
+    now: datetime,
+    *,
+    where: Iterable[Any] = (),
 ) -> bool:
     """The account must be connected again: its pending targets say so and wait for it.
 
@@ -181,7 +186,7 @@ def waiting_reason(reason: str) -> str:
     return f"waiting for the account to be connected again: {reason}"
 
 
-def release_held_targets(session: Session, account: Account, now: datetime) -> int:
+def release_held_targets(session: Session, account: AccountFields, now: datetime) -> int:
     """The account works again: targets held for it go out now (retrying ones) and lose the
     mark (scheduled ones keep their time)."""
     mine = (col(Target.account_id) == account.id, col(Target.tenant_id) == account.tenant_id)

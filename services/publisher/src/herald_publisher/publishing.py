@@ -43,10 +43,11 @@ from herald_common.errors import (
     Waiting,
 )
 from herald_common.lifecycle import Claim, Outcome, backoff_seconds
+from herald_common.lifecycle.claim import AccountRow
 from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH, PUBLISH_MESSAGES_STALE
 from herald_common.models import Account, AccountStatus, Attempt, AttemptOutcome, TargetStatus
 from herald_common.pacing import Pacer, limiter_backend
-from herald_common.platforms import PlatformRegistry, account_ref
+from herald_common.platforms import AccountFields, PlatformRegistry, account_ref
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 from herald_common.tokens import (
@@ -98,8 +99,7 @@ class Publisher:
     def publish(self, target_id: str, version: int) -> Result:
         """Handle one publish message for `target_id` at `version`."""
         now = self.clock()
-        with self.engine.begin() as db:
-            claim = lifecycle.claim(db, target_id, version, now)
+        claim = lifecycle.claim(self.engine, target_id, version, now)
         if claim is None:
             due_at = lifecycle.queued_due_at(self.engine, target_id, version)
             if due_at is not None:  # still queued at this version: the message came early
@@ -338,7 +338,7 @@ class Publisher:
             auth="refresh" if ask else None,
         )
 
-    def _account_now(self, account: Account) -> tuple[str | None, datetime | None]:
+    def _account_now(self, account: AccountFields) -> tuple[str | None, datetime | None]:
         with session_scope(self.engine) as session:
             row = session.exec(
                 select(Account.status, Account.refreshed_at).where(
@@ -362,7 +362,7 @@ class Publisher:
         refreshed_at = claim.account.refreshed_at
         return refused_at is not None and refreshed_at is not None and refreshed_at >= refused_at
 
-    def _after_auth_failure(self, account: Account, outcome: Outcome) -> None:
+    def _after_auth_failure(self, account: AccountRow | Account, outcome: Outcome) -> None:
         """Ask for the refresh, or mark the account, once the target's outcome is recorded (so
         a refresh that succeeds at once still finds the target to release)."""
         now = self.clock()

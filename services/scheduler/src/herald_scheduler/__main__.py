@@ -34,6 +34,16 @@ def run(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> N
     The scheduler's heartbeat comes from this loop, not from a thread of its own: a loop that
     hangs stops beating, and the admin health says so.
     """
+    assert dispatcher.sender is not None
+    sender = dispatcher.sender.start()
+    try:
+        _loop(dispatcher, stop, tick_seconds)
+    finally:
+        # What is still held goes to the broker now, delayed to its second.
+        sender.stop()
+
+
+def _loop(dispatcher: Dispatcher, stop: threading.Event, tick_seconds: float) -> None:
     failures = 0
     store, member = queue_store(dispatcher.broker), process_name()
     beat_every, last_beat = dispatcher.settings.heartbeat_interval_seconds, 0.0

@@ -1,7 +1,8 @@
 """The scheduler's work per tick, as plain methods: turn due rows into publish messages.
 
 - dispatch_due: claims due targets (scheduled or retrying) in batches, marks them queued with
-  a new version, commits, then sends one message each, delayed to fire on their second.
+  a new version, commits, then hands them to the Sender, which sends one message each on
+  their second (sending.py).
 - resend_lost: a target queued for REQUEUE_AFTER_SECONDS whose message the broker no longer
   holds (never sent, lost with Redis, dead-lettered) is sent again at the same version; one
   whose message is still waiting, however long the queue, is left alone (if a lost message
@@ -21,7 +22,6 @@ the write lock does; and the publisher's claim is the last guard.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from herald_common import lifecycle
-from herald_common.contracts import PUBLISH, PublishTargetPayload, send
+from herald_common.contracts import PUBLISH
 from herald_common.db import session_scope, skip_locked
 from herald_common.jobs import resend_stale
 from herald_common.lifecycle import Queued
@@ -47,6 +47,7 @@ from herald_common.tokens import request_refresh_all
 from herald_scheduler import analytics, approvals
 from herald_scheduler.cron import Cron, CronEntry
 from herald_scheduler.refreshing import RefreshDispatcher
+from herald_scheduler.sending import Sender
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +102,15 @@ class Dispatcher:
     refreshes: RefreshDispatcher | None = None
     cron: Cron | None = None
     sweeps: list[Sweep] = field(default_factory=list)
+    sender: Sender | None = None  # built on the broker when not given
     #: Where resend_lost's walk over long-queued targets has got to (queued_at, id), and when
     #: it last looked (time.monotonic()).
     _lost_cursor: tuple[datetime, str] | None = field(default=None, repr=False)
     _lost_checked: float = field(default=float("-inf"), repr=False)
 
     def __post_init__(self) -> None:
+        if self.sender is None:
+            self.sender = Sender(self.broker, self._mark_unsent, clock=self.clock)
         if self.refreshes is None:
             self.refreshes = RefreshDispatcher(self.engine, self.broker, self.settings)
         if self.cron is None:
@@ -228,7 +232,8 @@ class Dispatcher:
                 )
             )
         with session_scope(self.engine) as session:
-            rows = list(session.exec(query).all())
+            # A queued target always has its queued_at (the filter says so).
+            rows = [(i, v, d, q) for i, v, d, q in session.exec(query).all() if q is not None]
         self._lost_cursor = (rows[-1][3], rows[-1][0]) if len(rows) == LOST_CHECK_BATCH else None
         if not rows:
             return 0, 0
@@ -310,30 +315,8 @@ class Dispatcher:
         return settled
 
     def _send(self, items: list[Queued], now: datetime) -> tuple[int, int]:
-        for index, item in enumerate(items):
-            # Rounded up: a message may come a moment late, never early.
-            delay_ms = (
-                math.ceil((item.due_at - self.clock()).total_seconds() * 1000) if item.due_at else 0
-            )
-            try:
-                send(
-                    self.broker,
-                    PUBLISH,
-                    PublishTargetPayload(target_id=item.target_id, version=item.version),
-                    delay_ms=delay_ms,
-                )
-            except Exception as exc:
-                # The broker is away. Mark the rest as never sent so the next tick tries again
-                # straight away; their rows are safe in the database whatever happens.
-                unsent = items[index:]
-                log.error(
-                    "scheduler: broker unreachable (%s); %d target(s) wait in the database",
-                    type(exc).__name__,
-                    len(unsent),
-                )
-                self._mark_unsent(unsent)
-                return index, len(unsent)
-        return len(items), 0
+        assert self.sender is not None
+        return self.sender.submit(items)
 
     def _mark_unsent(self, items: list[Queued]) -> None:
         """Stamp targets whose message could not be sent, so the next look sends them first."""

@@ -1,12 +1,15 @@
 """A worker's claim of a target: `queued` at the message's version → `publishing`.
 
-The claim is the exactly-once guard. On PostgreSQL it is one statement, one round trip: an
-`UPDATE … FROM posts, accounts … RETURNING` that moves the target only if it is still queued at
-that version and due, and brings back everything the publish needs (the post's text and media,
-the account's platform, settings and sealed credentials). Zero rows means the message is a
-duplicate, stale (the post was edited, rescheduled or canceled since) or early. SQLite cannot
-return the joined tables' columns from an UPDATE, so there the rows are read right after, in the
-same transaction (SQLite's one writer at a time makes that the same thing).
+The claim is the exactly-once guard: one compare-and-set (`UPDATE … RETURNING`) that moves the
+target only if it is still queued at that version and due. Zero rows means the message is a
+duplicate, stale (the post was edited, rescheduled or canceled since) or early.
+
+What the publish needs (the post's text and media; the account's platform, settings and sealed
+credentials) is read by a second statement of the same transaction, not returned by the claim
+through `UPDATE … FROM posts, accounts`: a claim that waited for an edit of the post to commit
+would return the post as it was before the edit (PostgreSQL rechecks the claimed row after the
+wait, not the rows it was joined with), and publish the old text. Read after the claim, the
+post is the one the edit committed; and once the target is `publishing`, no edit may change it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Engine, Row
 
 from herald_common.lifecycle.moves import Executor
 from herald_common.lifecycle.states import TargetStatus
@@ -38,6 +41,24 @@ _ACCOUNT_COLUMNS = (
     "refreshed_at",
     "deleted_at",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    """The account's columns a publish reads, as the claim returned them (a plain row: building
+    an ORM object costs forty times as much, on every message)."""
+
+    id: str
+    tenant_id: str
+    platform: str
+    handle: str
+    external_id: str | None
+    settings: dict[str, Any]
+    credentials: str | None
+    status: str
+    status_reason: str | None
+    refreshed_at: datetime | None
+    deleted_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -61,7 +82,7 @@ class Claim:
     scheduled_at: datetime | None  # the post's time, from which lateness is counted
     post_status: str
     post_targets: int  # how many targets the post has (its status is theirs to derive)
-    account: Account = field(repr=False)
+    account: AccountRow | Account = field(repr=False)
 
     @property
     def since(self) -> datetime | None:
@@ -103,9 +124,9 @@ def _post_and_account_columns() -> list[Any]:
     ]
 
 
-def _claim_statement(*, returning_joins: bool) -> Any:
+def _claim_statement() -> Any:
     c = TARGETS.c
-    statement = (
+    return (
         update(TARGETS)
         .where(
             c.id == bindparam("w_id"),
@@ -121,18 +142,11 @@ def _claim_statement(*, returning_joins: bool) -> Any:
             updated_at=bindparam("v_now"),
             attempt_count=c.attempt_count + 1,
         )
+        .returning(*_target_columns())
     )
-    if returning_joins:
-        statement = statement.where(
-            POSTS.c.id == c.post_id, ACCOUNTS.c.id == c.account_id
-        ).returning(*_target_columns(), *_post_and_account_columns())
-    else:
-        statement = statement.returning(*_target_columns())
-    return statement
 
 
-_CLAIM_JOINED = _claim_statement(returning_joins=True)
-_CLAIM_TARGET = _claim_statement(returning_joins=False)
+_CLAIM = _claim_statement()
 _POST_AND_ACCOUNT = (
     select(*_post_and_account_columns())
     .select_from(TARGETS.join(POSTS, POSTS.c.id == TARGETS.c.post_id))
@@ -141,23 +155,21 @@ _POST_AND_ACCOUNT = (
 )
 
 
-def claim(db: Connection, target_id: str, version: int, now: datetime) -> Claim | None:
-    """Claim the target for this try (in the caller's transaction); None when the message is
-    a duplicate, stale or early."""
+def claim(engine: Engine, target_id: str, version: int, now: datetime) -> Claim | None:
+    """Claim the target for this try (one transaction of two statements); None when the
+    message is a duplicate, stale or early."""
     params = {"w_id": target_id, "w_version": version, "w_now": now, "v_now": now}
-    if db.dialect.name == "sqlite":
-        row = db.execute(_CLAIM_TARGET, params).first()
+    with engine.begin() as db:
+        row = db.execute(_CLAIM, params).first()
         if row is None:
             return None
         joined = db.execute(_POST_AND_ACCOUNT, {"w_id": target_id}).one()
-        return _claim_from(row, joined)
-    row = db.execute(_CLAIM_JOINED, params).first()
-    return _claim_from(row, row) if row is not None else None
+    return _claim_from(row, joined)
 
 
 def _claim_from(target: Row[Any], joined: Row[Any]) -> Claim:
     t, j = target._mapping, joined._mapping
-    account = Account(**{name: j[f"account_{name}"] for name in _ACCOUNT_COLUMNS})
+    account = AccountRow(**{name: j[f"account_{name}"] for name in _ACCOUNT_COLUMNS})
     return Claim(
         target_id=t["id"],
         tenant_id=t["tenant_id"],

@@ -19,14 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
+from sqlalchemy import Boolean, ColumnElement, bindparam, exists, func, insert, select, update
 
 from herald_common.analytics import first_pull_at
 from herald_common.lifecycle.claim import Claim
 from herald_common.lifecycle.moves import Executor, move
-from herald_common.lifecycle.states import TargetStatus
-from herald_common.lifecycle.status import derive_post_status, store_post_status, target_statuses
-from herald_common.lifecycle.tables import ATTEMPTS
+from herald_common.lifecycle.states import PostStatus, TargetStatus
+from herald_common.lifecycle.status import (
+    WENT_OUT,
+    derive_post_status,
+    store_post_status,
+    target_statuses,
+)
+from herald_common.lifecycle.tables import ATTEMPTS, POSTS, TARGETS
 from herald_common.metrics import observe_settled
 from herald_common.models import AttemptOutcome
 from herald_common.models.base import new_id
@@ -149,36 +154,168 @@ def record_outcome(
     attempt row, and derive the post's status; False when the target was no longer this try's
     to move (nothing is written then). The caller commits, then calls `observe`."""
     values, add = target_values(outcome, now)
-    moved = move(
-        db,
-        claim.target_id,
-        TargetStatus.PUBLISHING,
-        claim.version,
-        outcome.status,
-        lock_post=claim.post_id,
-        add=add,
-        **values,
-    )
-    if not moved:
-        return False
-    started = claim.started_at
     finish = {
         "a_finished_at": now,
         "a_outcome": outcome.attempt,
         "a_http_status": outcome.http_status,
         "a_error": outcome.error,
-        "a_duration_ms": (now - started).total_seconds() * 1000,
+        "a_duration_ms": (now - claim.started_at).total_seconds() * 1000,
     }
-    if attempt_id is None:
-        db.execute(_INSERT_ATTEMPT, {**_attempt_start(claim, new_id()), **finish})
+    # A post with one target has the status that target gives it: known without a read.
+    single = claim.post_targets == 1
+    status = derive_post_status([outcome.status]) if single else None
+    if attempt_id is None and _dialect(db) == "postgresql":
+        moved = _settle_in_one_statement(
+            db, claim, outcome, values=values, add=add, finish=finish, status=status, now=now
+        )
+        if not moved:
+            return False
     else:
-        db.execute(_FINISH_ATTEMPT, {"w_id": attempt_id, **finish})
-    # The post row is locked (by the move): its status is derived from one picture.
-    statuses = [outcome.status] if claim.post_targets == 1 else target_statuses(db, claim.post_id)
-    status = derive_post_status(statuses)
-    if status is not None and status != claim.post_status:
-        store_post_status(db, claim.post_id, status, now)
+        if not move(
+            db,
+            claim.target_id,
+            TargetStatus.PUBLISHING,
+            claim.version,
+            outcome.status,
+            lock_post=claim.post_id,
+            add=add,
+            **values,
+        ):
+            return False
+        if attempt_id is None:
+            db.execute(_INSERT_ATTEMPT, {**_attempt_start(claim, new_id()), **finish})
+        else:
+            db.execute(_FINISH_ATTEMPT, {"w_id": attempt_id, **finish})
+        if single and status is not None and status != claim.post_status:
+            store_post_status(db, claim.post_id, status, now)
+    if not single:
+        # The post row is locked (by the move): its status is derived from one picture.
+        status = derive_post_status(target_statuses(db, claim.post_id))
+        if status is not None and status != claim.post_status:
+            store_post_status(db, claim.post_id, status, now)
     return True
+
+
+def _dialect(db: Executor) -> str:
+    bind = getattr(db, "bind", None) or db  # a Session's engine, or the Connection itself
+    return str(bind.dialect.name)
+
+
+_SETTLE: dict[tuple[Any, ...], Any] = {}
+
+
+def _settle_statement(keys: tuple[str, ...], add: tuple[tuple[str, int], ...]) -> Any:
+    """On PostgreSQL, the target's move, its attempt row and (for a post of one target) the
+    post's status in one statement: WITH moved AS (UPDATE … RETURNING), INSERT …, UPDATE posts.
+    Each part after the move acts only on what the move returned, so a move that found nothing
+    writes nothing."""
+    statement = _SETTLE.get((keys, add))
+    if statement is not None:
+        return statement
+    c = TARGETS.c
+    moved = (
+        update(TARGETS)
+        .where(
+            c.id == bindparam("w_id"),
+            c.status == TargetStatus.PUBLISHING,
+            c.version == bindparam("w_version"),
+            # The post row first (lock order: the post, then its targets).
+            c.post_id.in_(
+                select(POSTS.c.id).where(POSTS.c.id == bindparam("w_post_id")).with_for_update()
+            ),
+        )
+        .values(
+            status=bindparam("v_status"),
+            version=c.version + 1,
+            **{key: bindparam(f"v_{key}") for key in keys},
+            **{key: c[key] + n for key, n in add},
+        )
+        .returning(c.id, c.tenant_id)
+        .cte("moved")
+    )
+    a = ATTEMPTS.c
+    attempt = (
+        insert(ATTEMPTS)
+        .from_select(
+            [
+                "id",
+                "tenant_id",
+                "target_id",
+                "number",
+                "due_at",
+                "started_at",
+                "lateness_seconds",
+                *_ATTEMPT_FIELDS,
+            ],
+            select(
+                bindparam("a_id"),
+                moved.c.tenant_id,
+                moved.c.id,
+                select(func.coalesce(func.max(a.number), 0) + 1)
+                .where(a.target_id == moved.c.id)
+                .scalar_subquery(),
+                bindparam("a_due_at", type_=a.due_at.type),
+                bindparam("a_started_at", type_=a.started_at.type),
+                bindparam("a_lateness_seconds", type_=a.lateness_seconds.type),
+                *(bindparam(f"a_{name}", type_=a[name].type) for name in _ATTEMPT_FIELDS),
+            ).select_from(moved),
+        )
+        .returning(a.id)
+        .cte("attempt")
+    )
+    post = (
+        update(POSTS)
+        .where(
+            POSTS.c.id == bindparam("w_post_id"),
+            bindparam("p_apply", type_=Boolean()),
+            POSTS.c.status != bindparam("p_status"),
+            exists(select(moved.c.id)),
+        )
+        .values(
+            status=bindparam("p_status"),
+            updated_at=bindparam("p_now"),
+            published_at=func.coalesce(POSTS.c.published_at, bindparam("p_published_at")),
+        )
+        .returning(POSTS.c.id)
+        .cte("post")
+    )
+    statement = select(
+        select(func.count()).select_from(moved).scalar_subquery(),
+        select(func.count()).select_from(attempt).scalar_subquery(),
+        select(func.count()).select_from(post).scalar_subquery(),
+    )
+    _SETTLE[(keys, add)] = statement
+    return statement
+
+
+def _settle_in_one_statement(
+    db: Executor,
+    claim: Claim,
+    outcome: Outcome,
+    *,
+    values: dict[str, Any],
+    add: dict[str, int],
+    finish: dict[str, Any],
+    status: PostStatus | None,
+    now: datetime,
+) -> bool:
+    apply = status is not None and status != claim.post_status
+    params: dict[str, Any] = {
+        "w_id": claim.target_id,
+        "w_version": claim.version,
+        "w_post_id": claim.post_id,
+        "v_status": outcome.status,
+        **{f"v_{key}": value for key, value in values.items()},
+        **_attempt_start(claim, new_id()),
+        **finish,
+        "p_apply": apply,
+        "p_status": status or claim.post_status,
+        "p_now": now,
+        "p_published_at": now if status in WENT_OUT else None,
+    }
+    statement = _settle_statement(tuple(sorted(values)), tuple(sorted(add.items())))
+    moved, _, _ = db.execute(statement, params).one()
+    return bool(moved)
 
 
 def put_back(

@@ -21,7 +21,7 @@ from herald_common.lifecycle.tables import POSTS, TARGETS
 from herald_common.models import ApprovalStatus, Post
 
 #: A draft shows where its latest approval request stands.
-_DRAFT_BY_APPROVAL = {
+_DRAFT_BY_APPROVAL: dict[str, PostStatus] = {
     ApprovalStatus.PENDING: PostStatus.PENDING_APPROVAL,
     ApprovalStatus.APPROVED: PostStatus.APPROVED,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -170,7 +170,7 @@ def authenticators(client: httpx.Client, settings: Settings) -> dict[str, Authen
     }
 
 
-def account_ref(account: Account, credentials: Mapping[str, Any] | None = None) -> AccountRef:
+def account_ref(account: AccountFields, credentials: Mapping[str, Any] | None = None) -> AccountRef:
     """The adapter's view of an account (with its secrets only when a call needs them)."""
     return AccountRef(
         id=account.id,
@@ -181,6 +181,25 @@ def account_ref(account: Account, credentials: Mapping[str, Any] | None = None) 
         settings=dict(account.settings or {}),
         credentials=dict(credentials or {}),
     )
+
+
+class AccountFields(Protocol):
+    """What is read of an account to call its platform: an ORM row or a claimed one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def handle(self) -> str: ...
+    @property
+    def external_id(self) -> str | None: ...
+    @property
+    def settings(self) -> Mapping[str, Any]: ...
+    @property
+    def credentials(self) -> str | None: ...
 
 
 class PlatformRegistry:
@@ -261,7 +280,7 @@ class PlatformRegistry:
                 FieldError("platform", f"Herald has no adapter for {platform!r}")
             ) from None
 
-    def credentials_of(self, account: Account) -> dict[str, Any]:
+    def credentials_of(self, account: AccountFields) -> dict[str, Any]:
         """The account's secrets, decrypted for one call."""
         return self.credentials.open(account.credentials)
 
@@ -292,6 +311,7 @@ class PlatformRegistry:
 __all__ = [
     "PLATFORMS",
     "SCHEMAS",
+    "AccountFields",
     "AccountRef",
     "Authenticator",
     "LookupUnsupported",
