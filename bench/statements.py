@@ -6,7 +6,8 @@ The counts are taken where the statements are sent, not read from the code: SQLA
 scheduler's batch (`lifecycle.queue_due`, what `Dispatcher.dispatch_due` runs) and
 `Publisher.publish` for each target, as the `publish_target` actor calls it, in this process
 and one at a time, on a fresh database with the zero-latency sandbox. No broker is involved:
-the messages are the (target id, version) pairs the batch returned.
+the messages are the (target id, version) pairs the batch returned. The publish path's hot
+statements go straight to psycopg on PostgreSQL (herald_common.hot), whose hooks count them.
 
 Reported per published target: the publisher's statements (by kind) and transactions, the
 scheduler's share of its batch, and the publisher's CPU per target in this process (without
@@ -31,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from bench.infra import Scratch
 from bench.seeding import connect, create_sandbox_accounts, create_tenant, insert_scheduled_posts
-from herald_common import lifecycle
+from herald_common import hot, lifecycle
 from herald_common.db import create_db_engine, migrate
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
@@ -67,7 +68,8 @@ class StatementsResult:
 
 
 class Counting:
-    """Counts what an engine sends while `active` names the part being counted."""
+    """Counts what an engine sends while `active` names the part being counted: through
+    SQLAlchemy (its events) and straight to the driver (herald_common.hot's hooks)."""
 
     def __init__(self, engine: Engine) -> None:
         self.parts: dict[str, StatementCount] = {}
@@ -75,6 +77,19 @@ class Counting:
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "commit", self._end)
         event.listen(engine, "rollback", self._end)
+        hot.statement_hooks.append(self._hot)
+
+    def close(self) -> None:
+        hot.statement_hooks.remove(self._hot)
+
+    def _hot(self, sql: str) -> None:
+        if self.active is None:
+            return
+        part = self.part(self.active)
+        if sql in ("COMMIT", "ROLLBACK"):
+            part.transactions += 1
+        else:
+            part.statements[sql.split(None, 1)[0].upper()] += 1
 
     def part(self, name: str) -> StatementCount:
         return self.parts.setdefault(name, StatementCount())
@@ -121,7 +136,7 @@ def measure_statements(
             queued += batch
         counting.active = "publisher"
         results: Counter[str] = Counter()
-        profiler = cProfile.Profile() if profile else None
+        profiler = cProfile.Profile(time.process_time) if profile else None
         started = time.process_time()
         if profiler is not None:
             profiler.enable()
@@ -131,6 +146,7 @@ def measure_statements(
             profiler.disable()
         cpu = time.process_time() - started
         counting.active = None
+        counting.close()
         published = results[Result.PUBLISHED]
         say(f"  {published:,}/{targets:,} published in-process, outcomes {dict(results)}")
         return StatementsResult(

@@ -20,6 +20,7 @@ from sqlmodel import SQLModel
 
 from herald_common.db import create_db_engine, migrate, normalize_url, session_scope
 from herald_common.models import Account, Post, PostStatus, Target, TargetStatus, Tenant
+from herald_common.platforms import PublishResult
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 
@@ -157,3 +158,12 @@ def add_post(
         ]
         session.add_all(targets)
     return post.id, [t.id for t in targets]
+
+
+def stored(engine: Engine, result: PublishResult) -> PublishResult:
+    """A publish result as the publisher keeps it: the platform's own bookkeeping (the
+    sandbox's delivery row) written in a transaction of its own."""
+    if result.with_outcome is None:
+        return result
+    with engine.begin() as db:
+        return result.with_outcome(db)

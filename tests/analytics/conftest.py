@@ -15,7 +15,7 @@ from herald_common.models import Account, Post, PostStatus, Target, TargetStatus
 from herald_common.platforms import AccountRef, PlatformRegistry, PublishRequest
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
-from tests.conftest import make_settings
+from tests.conftest import make_settings, stored
 from tests.platforms.servers import FakeMastodon, running
 
 
@@ -104,9 +104,7 @@ def add_published(
         result = registry.get(account.platform).publish(
             PublishRequest(account=ref, idempotency_key=target.id, text=content)
         )
-        if result.with_outcome is not None:  # the sandbox stores it as the publisher would
-            with engine.begin() as db:
-                result = result.with_outcome(db)
+        result = stored(engine, result)  # the sandbox's delivery, as the publisher keeps it
         target.platform_post_id = result.platform_post_id
         target.platform_url = result.url
         targets.append(target)

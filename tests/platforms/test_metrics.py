@@ -34,7 +34,7 @@ from herald_common.platforms.threads import ThreadsPlatform
 from herald_common.platforms.tiktok import TikTokPlatform
 from herald_common.platforms.x import XPlatform
 from herald_common.timeutil import utcnow
-from tests.conftest import add_account, add_tenant
+from tests.conftest import add_account, add_tenant, stored
 from tests.platforms.fake_linkedin import PERSON, FakeLinkedIn
 from tests.platforms.fake_meta import CheckpointStore, FakeFacebook, FakeInstagram, FakeThreads
 from tests.platforms.fake_meta import graph_error as graph_reply
@@ -608,8 +608,11 @@ def sandbox_delivery(engine: Engine) -> tuple[AccountRef, SandboxDelivery]:
     tenant = add_tenant(engine)
     account_id = add_account(engine, tenant)
     account = AccountRef(id=account_id, tenant_id=tenant, platform="sandbox", handle="demo")
-    result = SandboxPlatform(engine).publish(
-        PublishRequest(account=account, idempotency_key="t-1", text="Hello")
+    result = stored(
+        engine,
+        SandboxPlatform(engine).publish(
+            PublishRequest(account=account, idempotency_key="t-1", text="Hello")
+        ),
     )
     with session_scope(engine) as session:
         delivery = session.get(SandboxDelivery, result.platform_post_id)

@@ -16,7 +16,7 @@ from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 from herald_publisher.publishing import EarlyMessage, Publisher, Result
-from tests.conftest import add_account, add_post, add_tenant
+from tests.conftest import add_account, add_post, add_tenant, stored
 
 
 def queue(engine: Engine, target_id: str) -> int:
@@ -275,10 +275,7 @@ class ExplodingAfterSend(PlatformRegistry):
 
         class Exploding:
             def publish(self, request):  # type: ignore[no-untyped-def]
-                result = adapter.publish(request)
-                if result.with_outcome is not None:
-                    with engine.begin() as db:
-                        result.with_outcome(db)
+                stored(engine, adapter.publish(request))
                 raise RuntimeError("connection reset after the request was sent")
 
             def lookup(self, request):  # type: ignore[no-untyped-def]

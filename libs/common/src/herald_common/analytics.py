@@ -62,8 +62,22 @@ def first_pull_at(published_at: datetime, settings: Settings | None = None) -> d
     (get_settings), which is what its entry point built its collaborators with.
     """
     settings = settings or get_settings()
-    age = _slot_after(0.0, settings)
+    age = _first_slot(settings)
     return None if age is None else published_at + timedelta(seconds=age)
+
+
+#: The first slot per Settings object (each publish asks; ANALYTICS_PULL_AGES is parsed once).
+_first_slots: dict[int, tuple[Settings, float | None]] = {}
+
+
+def _first_slot(settings: Settings) -> float | None:
+    found = _first_slots.get(id(settings))
+    if found is None or found[0] is not settings:
+        found = (settings, _slot_after(0.0, settings))
+        if len(_first_slots) > 64:  # tests make many Settings; a process, one or two
+            _first_slots.clear()
+        _first_slots[id(settings)] = found
+    return found[1]
 
 
 def next_pull_at(published_at: datetime, now: datetime, settings: Settings) -> datetime | None:

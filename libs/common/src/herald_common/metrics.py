@@ -22,8 +22,9 @@ workers.run_worker) call herald_common.multiproc.use_metrics_dir first.
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -171,13 +172,24 @@ def observe_settled(
     platform: str, status: str, error_kind: str | None, lateness_seconds: float | None
 ) -> None:
     """Count one publish attempt that was recorded (call after its transaction committed)."""
-    PUBLISH_ATTEMPTS.labels(platform, status).inc()
+    attempts, published, lateness = _settled(platform, status)
+    attempts.inc()
     if status == "published":
-        TARGETS_PUBLISHED.labels(platform).inc()
+        published.inc()
         if lateness_seconds is not None:
-            PUBLISH_LATENESS.labels(platform).observe(max(0.0, lateness_seconds))
+            lateness.observe(max(0.0, lateness_seconds))
     elif status == "failed":
         TARGETS_FAILED.labels(platform, failure_reason(error_kind)).inc()
+
+
+@functools.cache
+def _settled(platform: str, status: str) -> tuple[Any, Any, Any]:
+    """The labelled series one settled publish moves (looked up once: every publish counts)."""
+    return (
+        PUBLISH_ATTEMPTS.labels(platform, status),
+        TARGETS_PUBLISHED.labels(platform),
+        PUBLISH_LATENESS.labels(platform),
+    )
 
 
 def multiprocess_dir() -> str | None:

@@ -42,6 +42,7 @@ from herald_common.errors import (
     TransientError,
     Waiting,
 )
+from herald_common.hot import Hot, Rollback
 from herald_common.lifecycle import Claim, Outcome, backoff_seconds
 from herald_common.lifecycle.claim import AccountRow
 from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH, PUBLISH_MESSAGES_STALE
@@ -95,11 +96,15 @@ class Publisher:
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
     pacer: Pacer | None = None  # None: no pacing
+    hot: Hot = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.hot = Hot(self.engine)
 
     def publish(self, target_id: str, version: int) -> Result:
         """Handle one publish message for `target_id` at `version`."""
         now = self.clock()
-        claim = lifecycle.claim(self.engine, target_id, version, now)
+        claim = lifecycle.claim(self.hot, target_id, version, now)
         if claim is None:
             due_at = lifecycle.queued_due_at(self.engine, target_id, version)
             if due_at is not None:  # still queued at this version: the message came early
@@ -146,15 +151,17 @@ class Publisher:
         keeps some in Herald's database (the sandbox's delivery), so both or neither are
         written."""
         now = self.clock()
-        with self.engine.connect() as db, db.begin() as transaction:
+        recorded = False
+        with self.hot.transaction() as db:
             if outcome.result is not None and outcome.result.with_outcome is not None:
                 stored = outcome.result.with_outcome(db)
                 outcome = replace(outcome, result=replace(stored, with_outcome=None))
             if not lifecycle.record_outcome(db, claim, outcome, now):
-                transaction.rollback()
-                return False
-        lifecycle.observe(claim, outcome, now)
-        return True
+                raise Rollback  # the platform's bookkeeping goes with it
+            recorded = True
+        if recorded:
+            lifecycle.observe(claim, outcome, now)
+        return recorded
 
     def _hold_for_auth(self, claim: Claim, now: datetime) -> bool | None:
         """Put the target back to wait for its account to be connected again: True when it

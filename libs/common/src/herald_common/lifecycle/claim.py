@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Engine, Row
 
+from herald_common.hot import Hot, HotRow
 from herald_common.lifecycle.moves import Executor
 from herald_common.lifecycle.states import TargetStatus
 from herald_common.lifecycle.tables import ACCOUNTS, POSTS, TARGETS
@@ -155,11 +156,11 @@ _POST_AND_ACCOUNT = (
 )
 
 
-def claim(engine: Engine, target_id: str, version: int, now: datetime) -> Claim | None:
+def claim(hot: Hot, target_id: str, version: int, now: datetime) -> Claim | None:
     """Claim the target for this try (one transaction of two statements); None when the
     message is a duplicate, stale or early."""
     params = {"w_id": target_id, "w_version": version, "w_now": now, "v_now": now}
-    with engine.begin() as db:
+    with hot.transaction() as db:
         row = db.execute(_CLAIM, params).first()
         if row is None:
             return None
@@ -167,7 +168,7 @@ def claim(engine: Engine, target_id: str, version: int, now: datetime) -> Claim 
     return _claim_from(row, joined)
 
 
-def _claim_from(target: Row[Any], joined: Row[Any]) -> Claim:
+def _claim_from(target: Row[Any] | HotRow, joined: Row[Any] | HotRow) -> Claim:
     t, j = target._mapping, joined._mapping
     account = AccountRow(**{name: j[f"account_{name}"] for name in _ACCOUNT_COLUMNS})
     return Claim(

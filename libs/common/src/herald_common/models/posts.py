@@ -148,7 +148,8 @@ class Target(SQLModel, table=True):
 
     id: str = id_field()
     tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=36)
-    post_id: str = Field(foreign_key="posts.id", index=True, max_length=36, ondelete="CASCADE")
+    # Looked up through uq_targets_post_account, whose leading column it is.
+    post_id: str = Field(foreign_key="posts.id", max_length=36, ondelete="CASCADE")
     account_id: str = Field(foreign_key="accounts.id", index=True, max_length=36)
     platform: str = Field(max_length=32)
     status: str = Field(default=TargetStatus.DRAFT, max_length=32)

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection
 
 from herald_common.errors import PermanentError
 
@@ -83,8 +82,9 @@ class PublishResult:
     http_status: int | None = None
     #: Bookkeeping the platform keeps in Herald's own database (the sandbox's delivery row),
     #: written in the transaction that records the outcome, so that both or neither are: it
-    #: is given that transaction's connection and returns the result as stored.
-    with_outcome: Callable[[Connection], PublishResult] | None = field(
+    #: is given that transaction's connection (a herald_common.hot one) and returns the
+    #: result as stored.
+    with_outcome: Callable[[Any], PublishResult] | None = field(
         default=None, repr=False, compare=False
     )
 

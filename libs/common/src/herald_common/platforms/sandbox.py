@@ -46,6 +46,7 @@ from sqlmodel import func, select
 
 from herald_common.db import session_scope
 from herald_common.errors import NeedsAuth, PermanentError, RateLimited, TransientError
+from herald_common.hot import HotConnection
 from herald_common.models import SandboxDelivery
 from herald_common.models.base import new_id
 from herald_common.platforms.base import (
@@ -83,6 +84,14 @@ class SandboxSettings(BaseModel):
     )
 
 
+_DEFAULTS = SandboxSettings()
+
+
+def sandbox_settings(settings: Mapping[str, Any]) -> SandboxSettings:
+    """An account's sandbox options (most accounts have none: no parsing then)."""
+    return SandboxSettings.model_validate(dict(settings)) if settings else _DEFAULTS
+
+
 class SandboxPlatform(Platform):
     """A platform whose store is Herald's own database table `sandbox_deliveries`."""
 
@@ -92,7 +101,7 @@ class SandboxPlatform(Platform):
         self._engine = engine
 
     def paces(self, account: AccountRef) -> tuple[Pace, ...]:
-        options = SandboxSettings.model_validate(dict(account.settings))
+        options = sandbox_settings(account.settings)
         if options.pace_limit is None:
             return ()
         return (Pace("account", options.pace_limit, options.pace_window_seconds),)
@@ -100,7 +109,7 @@ class SandboxPlatform(Platform):
     def validate(
         self, text: str, media: list[Mapping[str, Any]], account: AccountRef
     ) -> list[Violation]:
-        options = SandboxSettings.model_validate(dict(account.settings))
+        options = sandbox_settings(account.settings)
         if len(text) > options.max_length:
             return [
                 Violation(
@@ -112,7 +121,7 @@ class SandboxPlatform(Platform):
         return []
 
     def publish(self, request: PublishRequest) -> PublishResult:
-        options = SandboxSettings.model_validate(dict(request.account.settings))
+        options = sandbox_settings(request.account.settings)
         if latency := _latency_seconds(options):
             time.sleep(latency)
         if options.fail:
@@ -130,7 +139,11 @@ class SandboxPlatform(Platform):
         )
 
     def _store(
-        self, db: Connection, request: PublishRequest, delivery_id: str, result: PublishResult
+        self,
+        db: HotConnection | Connection,
+        request: PublishRequest,
+        delivery_id: str,
+        result: PublishResult,
     ) -> PublishResult:
         """Write the accepted post in the outcome's transaction: one statement, or two when
         the key was accepted before (its first post is the answer, as on a real platform)."""
@@ -197,7 +210,7 @@ class SandboxPlatform(Platform):
         return self._result(delivery.id, request.account, status=200) if delivery else None
 
     def metrics(self, request: MetricsRequest) -> PostMetrics:
-        options = SandboxSettings.model_validate(dict(request.account.settings))
+        options = sandbox_settings(request.account.settings)
         if options.metrics_fail:
             _fail_metrics(options)
         with session_scope(self._engine) as session:
