@@ -29,12 +29,16 @@ from bench.floor import measure_floor
 from bench.infra import BenchStack, Scratch, interrupt_on_sigterm
 from bench.publish import drain
 from bench.report import Results, as_json, burst_drain_reference, describe_machine, details, table
+from bench.seeding import connect, create_sandbox_accounts, create_tenant
 from bench.statements import measure_statements
 from bench.ticks import measure_ticks
 from herald_common.contracts import PUBLISH, queue_concurrency
 from herald_common.settings import Settings
 
-PARTS = ("floor", "publish", "burst", "api", "ticks", "statements")
+PARTS = ("floor", "publish", "burst", "latency", "api", "ticks", "statements")
+
+#: What every sandbox account of the latency part answers in: like a real platform.
+PLATFORM_LATENCY = {"latency_ms": 200, "latency_jitter_ms": 50}
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ SIZES = (
     Size("floor_messages", 20_000, 3_000, "messages the no-op worker drains (each way)"),
     Size("publish_targets", 5_000, 500, "targets of the throughput drain"),
     Size("burst_targets", 10_000, 1_000, "targets due at the same second"),
+    Size("latency_targets", 5_000, 1_000, "targets due at one second on accounts of 200 ± 50 ms"),
     Size("future_posts", 1_000_000, 50_000, "future posts for the tick ratio"),
     Size("accounts", 100, 100, "sandbox accounts the targets are spread over"),
     Size("api_rate", 500, 500, "requests per second sent to POST /v1/posts"),
@@ -149,6 +154,15 @@ def start_stack(stack: BenchStack, accounts: int) -> tuple[str, str, list[str]]:
     return tenant_id, api_key, account_ids
 
 
+def slow_accounts(stack: BenchStack, count: int) -> str:
+    """A tenant of its own whose `count` sandbox accounts answer in PLATFORM_LATENCY."""
+    with connect(stack.database_url) as conn:
+        tenant_id = create_tenant(conn, "bench-latency")
+        create_sandbox_accounts(conn, tenant_id, count, PLATFORM_LATENCY)
+        conn.commit()
+    return tenant_id
+
+
 def run(args: argparse.Namespace, scratch: Scratch, results: Results) -> None:
     """Each part in turn; `results` fills as they finish."""
     say = _say
@@ -161,7 +175,7 @@ def run(args: argparse.Namespace, scratch: Scratch, results: Results) -> None:
         results.floor = measure_floor(
             scratch, database, stack_env(), int(args.floor_messages), say=say
         )
-    if {"publish", "burst", "api"} & set(args.only):
+    if {"publish", "burst", "latency", "api"} & set(args.only):
         say("starting the stack (gunicorn, dramatiq publisher and token-refresher, scheduler)")
         tenant_id, api_key, account_ids = start_stack(stack, int(args.accounts))
         lookahead = float(results.settings["SCHEDULER_LOOKAHEAD_SECONDS"])
@@ -183,6 +197,22 @@ def run(args: argparse.Namespace, scratch: Scratch, results: Results) -> None:
                 tenant_id,
                 int(args.burst_targets),
                 label="burst",
+                lookahead_seconds=lookahead,
+                say=say,
+                profile_dir=args.profile,
+            )
+        if "latency" in args.only:
+            say(
+                f"7. latency: {int(args.latency_targets):,} targets due at one second, every "
+                f"account answering in {PLATFORM_LATENCY['latency_ms']} ± "
+                f"{PLATFORM_LATENCY['latency_jitter_ms']} ms"
+            )
+            slow_tenant = slow_accounts(stack, int(args.accounts))
+            results.latency = drain(
+                stack,
+                slow_tenant,
+                int(args.latency_targets),
+                label="latency",
                 lookahead_seconds=lookahead,
                 say=say,
                 profile_dir=args.profile,

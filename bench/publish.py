@@ -14,21 +14,24 @@ and the attempt. When no target of the run is left active, the rows say what hap
   how long targets waited for a worker (the attempt's `lateness_seconds`: claim − due), and
   how long a claimed target took to be recorded (`published_at` − the attempt's start);
 * exactly once: accepted sandbox deliveries and attempts, which should both equal N;
-* messages beyond one per target, from the services' logs: targets the scheduler sent again
-  (`resent=` in its tick lines: queued for longer than REQUEUE_AFTER_SECONDS without being
-  started) and messages the publisher skipped as stale (a duplicate whose target was already
-  claimed). A drain ends when no target is active and the publish queue is empty, so that
-  leftover duplicates do not spill into the next measurement.
+* messages beyond one per target, from the services' counters
+  (`herald_publish_messages_resent_total` on the scheduler's /metrics: sent again because the
+  broker no longer held the first; `herald_publish_messages_stale_total` on the publisher's:
+  skipped because their target was no longer queued at their version). A drain ends when no
+  target is active and the publish queue is empty, so that leftover duplicates do not spill
+  into the next measurement.
+* exactly once: every target has exactly one accepted sandbox delivery and one attempt; a
+  target with none or two fails the run.
 
-The sandbox platform answers at once (no latency, no failure) and is not paced unless its
-account settings ask for it (they do not), so PUBLISH_PACING stays at its default without
-slowing anything; its delivery is one row written in the same database.
+The sandbox platform answers at once (no latency, no failure) unless its accounts' settings
+ask for latency (the latency part's do: 200 ± 50 ms), and is not paced unless they ask for it
+(they do not), so PUBLISH_PACING stays at its default without slowing anything; its delivery
+is one row written in the same database, in the transaction that records the outcome.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import redis
 
@@ -68,6 +72,7 @@ class DrainResult:
     claim_to_recorded_ms: dict[str, float]
     deliveries: int
     attempts: int
+    not_once: int  # targets with no accepted delivery, or more than one
     cores: dict[str, float] = field(default_factory=dict)
     cpu_wall: float = 0.0  # the seconds `cores` is an average over
     resent: int | None = None  # messages the scheduler sent again (from its log)
@@ -95,7 +100,7 @@ def drain(
 ) -> DrainResult:
     """Schedule `count` targets due at one second, wait until the stack has settled them all."""
     meter = CpuMeter(lambda: {name: stack.pids(name) for name in stack.procs})
-    logged = {name: stack.log_size(name) for name in ("publisher", "scheduler")}
+    counted = _message_counters(stack)
     with connect(stack.database_url) as conn:
         # Ahead by the scheduler's lookahead, plus time to write the rows (at 10,000/s: they
         # go in at twice that or more on a small machine).
@@ -131,16 +136,48 @@ def drain(
             cores=cores,
             cpu_wall=after.at - before.at,
         )
+    if result.not_once or result.deliveries != result.published:
+        raise RuntimeError(
+            f"{label}: not exactly once: {result.not_once} target(s) without exactly one "
+            f"accepted delivery; {result.deliveries} deliveries for {result.published} "
+            "published targets"
+        )
     # Duplicates still queued would be worked off during the next measurement.
     client = redis.Redis.from_url(stack.redis_url)
     hashes = [queue_keys(stack.namespace, q)[1] for q in (PUBLISH.queue, f"{PUBLISH.queue}.DQ")]
     empty_at = wait_drained(stack, client, hashes, poll=0.1, timeout=1800)
     result.queue_empty_after = empty_at - (due_ts + result.drain_seconds)
-    scheduler = stack.log_since("scheduler", logged["scheduler"])
-    publisher = stack.log_since("publisher", logged["publisher"])
-    result.resent = sum(int(n) for n in re.findall(r"resent=(\d+)", scheduler))
-    result.stale = publisher.count("is not queued at that version; skipped")
+    after = _message_counters(stack)
+    result.resent = round(after["resent"] - counted["resent"])
+    result.stale = round(after["stale"] - counted["stale"])
     return result
+
+
+#: The counters of messages beyond one per target, and the process serving each.
+COUNTERS = {
+    "resent": ("scheduler", "herald_publish_messages_resent_total"),
+    "stale": ("publisher", "herald_publish_messages_stale_total"),
+}
+
+
+def _message_counters(stack: BenchStack) -> dict[str, float]:
+    """Messages the scheduler has sent again and the publisher skipped as stale, so far,
+    read from their /metrics."""
+    return {
+        name: read_counter(stack.metrics_url(process), metric)
+        for name, (process, metric) in COUNTERS.items()
+    }
+
+
+def read_counter(url: str, metric: str) -> float:
+    """The value of an unlabelled counter in a Prometheus text exposition (0 when absent)."""
+    text = httpx.get(url, timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == metric:
+            total += float(value)
+    return total
 
 
 def _wait_settled(
@@ -201,7 +238,11 @@ SELECT
   (SELECT count(*) FROM sandbox_deliveries d JOIN targets t ON t.id = d.idempotency_key
      JOIN posts p ON p.id = t.post_id
      WHERE p.tenant_id = %(tenant_id)s AND p.scheduled_at = %(due)s AND p.content LIKE %(like)s
-       AND d.outcome = 'accepted')
+       AND d.outcome = 'accepted'),
+  (SELECT count(*) FROM targets t JOIN posts p ON p.id = t.post_id
+     WHERE p.tenant_id = %(tenant_id)s AND p.scheduled_at = %(due)s AND p.content LIKE %(like)s
+       AND (SELECT count(*) FROM sandbox_deliveries d
+            WHERE d.idempotency_key = t.id AND d.outcome = 'accepted') <> 1)
 """
 
 
@@ -249,6 +290,7 @@ def _read_results(
         claim_to_recorded_ms=summary(service),
         attempts=int(counted[0]) if counted else 0,
         deliveries=int(counted[1]) if counted else 0,
+        not_once=int(counted[2]) if counted else count,
         cores=cores,
         cpu_wall=cpu_wall,
     )

@@ -39,6 +39,7 @@ class Results:
     floor: FloorResult | None = None
     publish: DrainResult | None = None
     burst: DrainResult | None = None
+    latency: DrainResult | None = None
     ticks: TickResult | None = None
     api: ApiResult | None = None
     statements: StatementsResult | None = None
@@ -246,7 +247,11 @@ def details(results: Results) -> str:
                     "worker CPU per message "
                     f"{cpu_ms_per(extra.cores, extra.cpu_wall, extra.messages, 'worker'):.2f} ms"
                 )
-    for name, run in (("publish", results.publish), ("burst", results.burst)):
+    for name, run in (
+        ("publish", results.publish),
+        ("burst", results.burst),
+        ("latency", results.latency),
+    ):
         if run is None:
             continue
         wait, service = run.wait_for_worker, run.claim_to_recorded_ms

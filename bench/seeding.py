@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Json
 
 from bench.infra import libpq_url
 
@@ -58,15 +59,24 @@ def create_tenant(conn: psycopg.Connection[Any], name: str) -> str:
     return tenant_id
 
 
-def create_sandbox_accounts(conn: psycopg.Connection[Any], tenant_id: str, count: int) -> list[str]:
-    """`count` active sandbox accounts with default settings (no latency, no pace)."""
+def create_sandbox_accounts(
+    conn: psycopg.Connection[Any],
+    tenant_id: str,
+    count: int,
+    settings: dict[str, Any] | None = None,
+) -> list[str]:
+    """`count` active sandbox accounts with these settings (default none: no latency, no
+    pace)."""
     ids = [str(uuid.uuid4()) for _ in range(count)]
     with conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO accounts (id, tenant_id, platform, handle, settings, status,"
             " refresh_failures, created_at, updated_at)"
-            " VALUES (%s, %s, 'sandbox', %s, '{}', 'active', 0, now(), now())",
-            [(account_id, tenant_id, f"bench-{n}") for n, account_id in enumerate(ids)],
+            " VALUES (%s, %s, 'sandbox', %s, %s, 'active', 0, now(), now())",
+            [
+                (account_id, tenant_id, f"bench-{n}", Json(settings or {}))
+                for n, account_id in enumerate(ids)
+            ],
         )
     return ids
 

@@ -48,7 +48,9 @@ def skip_locked(engine: Engine, query: SelectT) -> SelectT:
 IDLE_PING_SECONDS = 10.0
 
 
-def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
+def create_db_engine(
+    url: str, *, pool_size: int = 10, idle_ping_seconds: float = IDLE_PING_SECONDS
+) -> Engine:
     """An engine for the URL, tuned per dialect."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
@@ -59,7 +61,7 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
         _tune_sqlite(engine)
         return engine
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
-    _ping_when_idle(engine, IDLE_PING_SECONDS)
+    _ping_when_idle(engine, idle_ping_seconds)
     return engine
 
 

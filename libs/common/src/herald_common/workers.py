@@ -89,7 +89,14 @@ def run_worker(module: str, queues: list[str], argv: list[str] | None = None) ->
     os.environ.setdefault("dramatiq_worker_timeout", "100")
     if settings.metrics_port:
         expose_metrics(settings)
-    args = ["dramatiq", module, "--queues", *queues, "--threads", str(threads)]
+    args = [
+        os.environ.get("HERALD_DRAMATIQ", "dramatiq"),
+        module,
+        "--queues",
+        *queues,
+        "--threads",
+        str(threads),
+    ]
     args += ["--processes", processes, *(argv if argv is not None else sys.argv[1:])]
     os.execvp(args[0], args)
 

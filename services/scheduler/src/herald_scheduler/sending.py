@@ -57,6 +57,7 @@ class Sender:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._holding = False
 
     @property
     def held(self) -> int:
@@ -64,8 +65,14 @@ class Sender:
         with self._lock:
             return len(self._held)
 
+    def hold(self) -> Sender:
+        """Hold targets until their second from now on; whoever holds them calls send_due."""
+        self._holding = True
+        return self
+
     def start(self) -> Sender:
-        """Hold targets until their second from now on, in a thread of this object's own."""
+        """Hold targets until their second from now on, sent by a thread of this object's."""
+        self.hold()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="publish-sender", daemon=True)
         self._thread.start()
@@ -74,6 +81,7 @@ class Sender:
     def stop(self) -> None:
         """Stop holding: what is held is sent now, delayed by the broker to its second."""
         thread, self._thread = self._thread, None
+        self._holding = False
         self._stop.set()
         self._wake.set()
         if thread is not None:
@@ -86,7 +94,7 @@ class Sender:
 
     def submit(self, items: Sequence[Queued]) -> tuple[int, int]:
         """Send (or hold until due) these claimed targets; (taken, failed to send)."""
-        if self._thread is None:
+        if not self._holding:
             return self._send(list(items), delayed=True)
         now = self._clock()
         due = [item for item in items if item.due_at is None or item.due_at <= now]
