@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: Longest wait of the sending thread between two looks (it is woken by new work anyway).
 IDLE_WAIT_SECONDS = 1.0
+#: Messages put on the queue in one round trip (one MULTI: Redis does nothing else meanwhile,
+#: so a burst of ten thousand goes in slices).
+SEND_BATCH = 500
 
 #: Called with the targets whose message could not be sent (the broker is away).
 Unsent = Callable[[list[Queued]], None]
@@ -147,9 +150,11 @@ class Sender:
                     send(self._broker, PUBLISH, _payload(item), delay_ms=delay)
                     sent += 1
             else:
-                messages = [PUBLISH.message(_payload(item)) for item in items]
-                queue_store(self._broker).enqueue_many(PUBLISH.queue, messages)
-                sent = len(items)
+                store = queue_store(self._broker)
+                for start in range(0, len(items), SEND_BATCH):
+                    batch = items[start : start + SEND_BATCH]
+                    store.enqueue_many(PUBLISH.queue, [PUBLISH.message(_payload(i)) for i in batch])
+                    sent += len(batch)
         except Exception as exc:
             # The broker is away. Their rows are safe in the database: mark them as never sent
             # so that the scheduler sends them again as soon as it can.
