@@ -8,7 +8,7 @@ import falcon
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from falcon.testing import TestClient
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -190,6 +190,29 @@ def test_a_key_revoked_and_forgotten_in_this_process_stops_at_once(
     keys.forget(_prefix(tenant.key))
 
     # I expect the very next request refused
+    assert _status(cached_app, tenant.key) == 401
+
+
+def test_a_row_read_while_its_key_is_forgotten_is_not_kept(
+    cached_app: falcon.App, engine: Engine, keys: ApiKeys, tenant: Tenant
+) -> None:
+    # Given a request whose read of its key's row overlaps that key being forgotten (revoked
+    # in this process: the revocation committed, then forget, while the read was in flight)
+    forgotten: list[str] = []
+
+    def forget_once(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "api_keys" in statement and not forgotten:
+            forgotten.append(_prefix(tenant.key))
+            keys.forget(_prefix(tenant.key))
+
+    event.listen(engine, "after_cursor_execute", forget_once)
+    assert _status(cached_app, tenant.key) == 200
+    assert forgotten
+
+    # When the key is used again, no time passing, its revocation now in the database
+    _revoke(engine, tenant.key)
+
+    # I expect it read again and refused: the row read before the forget was not kept
     assert _status(cached_app, tenant.key) == 401
 
 

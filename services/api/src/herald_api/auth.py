@@ -139,8 +139,8 @@ class ApiKeys:
 
     Only rows that exist are kept. A prefix that finds nothing (a typo, a deleted key, someone
     guessing) is read again each time, as it was before the cache: keeping misses would let
-    made-up prefixes push real keys out of the cache, and cost a new key nothing to skip.
-    A wrong secret with a real prefix is answered from the cached row.
+    made-up prefixes push real keys out of the cache. A wrong secret with a real prefix is
+    answered from the cached row.
     """
 
     def __init__(
@@ -158,6 +158,8 @@ class ApiKeys:
         self._lock = threading.Lock()
         # prefix → (when it was read, the row); insertion order is the order they were read.
         self._rows: dict[str, tuple[float, StoredKey]] = {}
+        # Bumped by every `forget`: a row read before one is not kept (it may be the old row).
+        self._forgets = 0
 
     def authenticate(self, key: str | None) -> Principal:
         """The principal of a key; Unauthorized when it is missing, unknown, wrong or revoked."""
@@ -168,11 +170,13 @@ class ApiKeys:
         """Drop the prefix's row: the next request with it reads the database."""
         with self._lock:
             self._rows.pop(prefix, None)
+            self._forgets += 1
 
     def _find(self, prefix: str) -> StoredKey | None:
         now = self._clock()
         with self._lock:
             cached = self._rows.get(prefix)
+            forgets = self._forgets
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         with self._engine.connect() as connection:
@@ -188,6 +192,8 @@ class ApiKeys:
         )
         if self._ttl > 0:
             with self._lock:
+                if forgets != self._forgets:
+                    return stored
                 self._rows.pop(prefix, None)
                 self._rows[prefix] = (now, stored)
                 while len(self._rows) > self._size:
