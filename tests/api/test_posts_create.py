@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from dramatiq.brokers.stub import StubBroker
 from falcon.testing import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
+from herald_api.app import create_app
+from herald_api.auth import create_tenant
 from herald_common.db import session_scope
 from herald_common.models import Post, Target
+from herald_common.platforms import PlatformRegistry
+from herald_common.settings import Settings
 
 from .conftest import fields_of, future, iso
 
@@ -280,3 +285,66 @@ def test_a_post_can_be_created_for_a_second_in_the_future(
     )
 
     assert result.status_code == 201
+
+
+# --- the 201 answer is built from what was written: it must read as the post reads back ------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_client(
+    request: pytest.FixtureRequest,
+    settings: Settings,
+    broker: StubBroker,
+) -> Iterator[TestClient]:
+    """A tenant's client of an API on SQLite, then on PostgreSQL."""
+    if request.param == "postgres":
+        engine: Engine = request.getfixturevalue("pg_engine")
+    else:
+        engine = request.getfixturevalue("engine")
+    platforms = PlatformRegistry(engine, settings)
+    app = create_app(settings, engine=engine, broker=broker, platforms=platforms)
+    with session_scope(engine) as session:
+        _, key = create_tenant(session, "acme")
+    yield TestClient(app, headers={"Authorization": f"Bearer {key}"})
+    platforms.close()
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        {},
+        {"scheduled_at": "2030-07-01T09:00:00.123456", "timezone": "Europe/Paris"},
+        {"publish_now": True},
+    ],
+    ids=["draft", "scheduled", "publish_now"],
+)
+def test_the_created_post_is_what_reads_back(any_client: TestClient, when: dict[str, Any]) -> None:
+    # Given three accounts and a brand
+    accounts = [
+        any_client.simulate_post(
+            "/v1/accounts", json={"platform": "sandbox", "handle": f"h{n}"}
+        ).json["id"]
+        for n in range(3)
+    ]
+    brand = any_client.simulate_post("/v1/brands", json={"name": "Acme"}).json["id"]
+
+    # When a post with media is created for them
+    created = any_client.simulate_post(
+        "/v1/posts",
+        json={
+            "content": "Hello, 世界",
+            "account_ids": accounts,
+            "media": [{"url": "https://example.com/a.mp4", "alt": "a clip"}],
+            "brand_id": brand,
+            **when,
+        },
+    )
+
+    # I expect the 201 answer to be exactly the post as it then reads back
+    assert created.status_code == 201, created.json
+    read = any_client.simulate_get(created.headers["Location"])
+    assert read.status_code == 200
+    assert created.json == read.json
+    assert created.json["media"] == [
+        {"url": "https://example.com/a.mp4", "alt": "a clip", "kind": "video"}
+    ]

@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Each API process keeps the API-key rows it read this long: a revoked key stops working
+    # within it. 0: every request reads its key's row.
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)
     log_level: str = "INFO"
 
     @field_validator("token_refresh_cron", "cleanup_cron")

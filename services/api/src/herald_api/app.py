@@ -11,6 +11,7 @@ import falcon
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_api.auth import ApiKeys
 from herald_api.errors import add_error_handlers
 from herald_api.middleware import AuthMiddleware, MetricsMiddleware, RequestIdMiddleware
 from herald_api.routes import build_routes, check_route, public_paths
@@ -22,14 +23,21 @@ from herald_common.settings import Settings, get_settings
 
 
 def create_app(
-    settings: Settings, *, engine: Engine, broker: Broker, platforms: PlatformRegistry
+    settings: Settings,
+    *,
+    engine: Engine,
+    broker: Broker,
+    platforms: PlatformRegistry,
+    api_keys: ApiKeys | None = None,
 ) -> falcon.App:
-    """The API, serving the routing table with these collaborators."""
+    """The API, serving the routing table with these collaborators (`api_keys`: the key
+    checker, by default one caching rows for API_KEY_CACHE_SECONDS)."""
     routes = build_routes(engine=engine, broker=broker, platforms=platforms, settings=settings)
+    keys = api_keys or ApiKeys(engine, ttl=settings.api_key_cache_seconds)
     middleware: list[Any] = [
         MetricsMiddleware(),
         RequestIdMiddleware(),
-        AuthMiddleware(engine, public_paths(routes)),
+        AuthMiddleware(keys, public_paths(routes)),
     ]
     app = falcon.App(middleware=middleware)
     add_error_handlers(app)

@@ -9,10 +9,8 @@ from collections.abc import Collection
 from typing import Any
 
 import falcon
-from sqlalchemy.engine import Engine
 
-from herald_api.auth import authenticate, bearer_token
-from herald_common.db import session_scope
+from herald_api.auth import ApiKeys, bearer_token
 from herald_common.errors import Forbidden
 from herald_common.metrics import HTTP_DURATION, HTTP_REQUESTS
 
@@ -50,8 +48,8 @@ class RequestIdMiddleware:
 class AuthMiddleware:
     """Requires a valid API key on every route but the public ones; puts the tenant on context."""
 
-    def __init__(self, engine: Engine, public_paths: Collection[str]) -> None:
-        self._engine = engine
+    def __init__(self, keys: ApiKeys, public_paths: Collection[str]) -> None:
+        self._keys = keys
         self._public_paths = frozenset(public_paths)
 
     def process_resource(
@@ -60,9 +58,7 @@ class AuthMiddleware:
         # No resource means no route: let Falcon answer 404 without asking for a key.
         if resource is None or req.uri_template in self._public_paths:
             return
-        token = bearer_token(req.get_header("Authorization"))
-        with session_scope(self._engine) as session:
-            principal = authenticate(session, token)
+        principal = self._keys.authenticate(bearer_token(req.get_header("Authorization")))
         if (req.uri_template or "").startswith(ADMIN_PREFIX) and not principal.is_admin:
             raise Forbidden(f"only an admin API key may use {ADMIN_PREFIX}")
         req.context.tenant_id = principal.tenant_id

@@ -45,11 +45,8 @@ class PostCollection:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_body(req, PostCreate)
-        with session_scope(self._engine) as session:
-            post = posts.create_post(
-                session, req.context.tenant_id, body, platforms=self._platforms
-            )
-            out = posts.describe_detail(session, post)
+        with self._engine.begin() as db:
+            out = posts.create_post(db, req.context.tenant_id, body, platforms=self._platforms)
         resp.status = 201
         resp.location = f"/v1/posts/{out.id}"
         resp.media = out.model_dump(mode="json")

@@ -24,7 +24,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, func
+from sqlalchemy import bindparam, delete, func, insert
+from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection, Row
 from sqlmodel import Session, col, select
 
 from herald_api.schemas import (
@@ -62,6 +64,7 @@ from herald_common.lifecycle import (
     status_changes,
     target_statuses,
 )
+from herald_common.lifecycle.tables import ACCOUNTS, POSTS, TARGETS
 from herald_common.models import (
     Account,
     Approval,
@@ -73,7 +76,8 @@ from herald_common.models import (
     Target,
     TargetStatus,
 )
-from herald_common.platforms import PlatformRegistry, account_ref
+from herald_common.models.base import new_id
+from herald_common.platforms import AccountRef, PlatformRegistry, account_ref
 from herald_common.timeutil import utcnow
 
 #: Rules whose breach reads "too long"; any other platform rule reads "not accepted".
@@ -278,7 +282,10 @@ def settle(session: Session, post: Post, now: datetime) -> None:
 
 
 def _brand_errors(session: Session, tenant_id: str, brand_id: str) -> list[FieldError]:
-    brand = session.get(Brand, brand_id)
+    return _brand_field_errors(session.get(Brand, brand_id), tenant_id)
+
+
+def _brand_field_errors(brand: Brand | Row[Any] | None, tenant_id: str) -> list[FieldError]:
     if brand is None or brand.tenant_id != tenant_id:
         return [FieldError("brand_id", "no such brand")]
     return []
@@ -295,19 +302,42 @@ def _content_errors(content: str, media: Sequence[Mapping[str, Any]] = ()) -> li
     return []
 
 
+_BRANDS = Brand.__table__  # type: ignore[attr-defined]
+_BRAND = core_select(_BRANDS.c.tenant_id, _BRANDS.c.name, _BRANDS.c.requires_approval).where(
+    _BRANDS.c.id == bindparam("brand_id")
+)
+_ACCOUNTS = core_select(
+    ACCOUNTS.c.id,
+    ACCOUNTS.c.tenant_id,
+    ACCOUNTS.c.platform,
+    ACCOUNTS.c.handle,
+    ACCOUNTS.c.external_id,
+    ACCOUNTS.c.settings,
+).where(
+    ACCOUNTS.c.tenant_id == bindparam("tenant_id"),
+    ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)),
+    ACCOUNTS.c.deleted_at.is_(None),
+)
+
+
 def _load_accounts(
-    session: Session, tenant_id: str, account_ids: Sequence[str]
-) -> tuple[list[Account], list[FieldError]]:
-    """The tenant's live accounts with these ids, in order; errors name `account_ids.<i>`."""
-    rows = session.exec(
-        select(Account).where(
-            Account.tenant_id == tenant_id,
-            col(Account.id).in_(set(account_ids)),
-            col(Account.deleted_at).is_(None),
+    db: Connection | Session, tenant_id: str, account_ids: Sequence[str]
+) -> tuple[list[AccountRef], list[FieldError]]:
+    """The tenant's live accounts with these ids, in order, as the platforms see them; errors
+    name `account_ids.<i>`."""
+    rows = db.execute(_ACCOUNTS, {"tenant_id": tenant_id, "ids": sorted(set(account_ids))})
+    found = {
+        row.id: AccountRef(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            platform=row.platform,
+            handle=row.handle,
+            external_id=row.external_id,
+            settings=dict(row.settings or {}),
         )
-    ).all()
-    found = {account.id: account for account in rows}
-    accounts: list[Account] = []
+        for row in rows
+    }
+    accounts: list[AccountRef] = []
     errors: list[FieldError] = []
     first_index: dict[str, int] = {}
     for index, account_id in enumerate(account_ids):
@@ -326,13 +356,12 @@ def _platform_errors(
     platforms: PlatformRegistry,
     content: str,
     media: list[dict[str, Any]],
-    accounts: Iterable[Account],
+    accounts: Iterable[AccountRef],
 ) -> list[FieldError]:
     """Each account's platform rules the post breaks, naming the account and the rule."""
     errors = []
     for account in accounts:
-        ref = account_ref(account)
-        for violation in platforms.get(account.platform).validate(content, media, ref):
+        for violation in platforms.get(account.platform).validate(content, media, account):
             handle = account.handle if account.handle.startswith("@") else f"@{account.handle}"
             too_long = violation.rule.startswith("max_") and any(
                 word in violation.rule for word in _LENGTH_RULES
@@ -501,66 +530,105 @@ def _touch(session: Session, post: Post, now: datetime) -> None:
     session.flush()
 
 
+_INSERT_POST = insert(POSTS)
+_INSERT_TARGETS = insert(TARGETS)
+
+
 def create_post(
-    session: Session,
+    db: Connection,
     tenant_id: str,
     body: PostCreate,
     *,
     platforms: PlatformRegistry,
     now: datetime | None = None,
-) -> Post:
-    """A new post: a draft, scheduled at `scheduled_at`, or due now with `publish_now`."""
+) -> PostDetailOut:
+    """A new post: a draft, scheduled at `scheduled_at`, or due now with `publish_now`.
+
+    It costs one read of the accounts (and of the brand, when one is named) and one insert each
+    of the post and its targets, in the caller's transaction. The answer is built from the rows
+    written, not read back: a new post has no attempts and no approval request yet.
+    """
     now = now or utcnow()
     media = media_items(body.media)
     errors = _content_errors(body.content, media)
-    accounts, account_errors = _load_accounts(session, tenant_id, body.account_ids)
+    accounts, account_errors = _load_accounts(db, tenant_id, body.account_ids)
     errors += account_errors
     when, time_errors = resolve_schedule(body.scheduled_at, body.timezone, now)
     errors += time_errors
     if body.publish_now and body.scheduled_at is not None:
         errors.append(FieldError("scheduled_at", "cannot be given together with publish_now"))
+    brand = None
     if body.brand_id is not None:
-        errors += _brand_errors(session, tenant_id, body.brand_id)
+        brand = db.execute(_BRAND, {"brand_id": body.brand_id}).first()
+        errors += _brand_field_errors(brand, tenant_id)
     if not errors:
         errors += _platform_errors(platforms, body.content, media, accounts)
     if errors:
         raise InvalidInput(errors)
 
     due_at = now if body.publish_now else when
-    if due_at is not None and (brand := _brand_requiring_approval(session, body.brand_id)):
+    if due_at is not None and brand is not None and brand.requires_approval:
         raise Conflict(
             f"cannot schedule or publish this post: needs approval: brand {brand.name!r} "
             "requires approval before its posts are scheduled or published; create it as a "
             "draft and submit it (POST /v1/posts/{post_id}/submit)"
         )
-    status = TargetStatus.DRAFT if due_at is None else TargetStatus.SCHEDULED
-    post = Post(
-        tenant_id=tenant_id,
-        brand_id=body.brand_id,
-        content=body.content,
-        media=media,
-        status=PostStatus.DRAFT if due_at is None else PostStatus.SCHEDULED,
-        scheduled_at=due_at,
-        timezone=body.timezone if due_at is not None else None,
-        created_at=now,
-        updated_at=now,
+    post_id = new_id()
+    target_status = TargetStatus.DRAFT if due_at is None else TargetStatus.SCHEDULED
+    # Ids in order, so the targets are listed as every read of a post lists them (by id).
+    target_ids = sorted(new_id() for _ in accounts)
+    targets: list[dict[str, Any]] = [
+        {
+            "id": target_id,
+            "tenant_id": tenant_id,
+            "post_id": post_id,
+            "account_id": account.id,
+            "platform": account.platform,
+            "status": target_status,
+            "version": 1,
+            "due_at": due_at,
+            "attempt_count": 0,
+            "updated_at": now,
+        }
+        for target_id, account in zip(target_ids, accounts, strict=True)
+    ]
+    post = {
+        "id": post_id,
+        "tenant_id": tenant_id,
+        "brand_id": body.brand_id,
+        "content": body.content,
+        "media": media,
+        # Every request names at least one account, so there is a target to derive it from.
+        "status": derive_post_status([target_status] * len(targets)) or PostStatus.DRAFT,
+        "scheduled_at": due_at,
+        "timezone": body.timezone if due_at is not None else None,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    db.execute(_INSERT_POST, post)
+    db.execute(_INSERT_TARGETS, targets)
+    return PostDetailOut.model_validate(
+        {
+            **post,
+            "published_at": None,
+            "parts": {},
+            "suggested_at": None,
+            "approval": None,
+            "targets": [
+                {
+                    **target,
+                    "platform_post_id": None,
+                    "platform_url": None,
+                    "error_kind": None,
+                    "error": None,
+                    "published_at": None,
+                    "attempts": [],
+                }
+                for target in targets
+            ],
+        }
     )
-    session.add(post)
-    session.flush()
-    for account in accounts:
-        session.add(
-            Target(
-                tenant_id=tenant_id,
-                post_id=post.id,
-                account_id=account.id,
-                platform=account.platform,
-                status=status,
-                due_at=due_at,
-                updated_at=now,
-            )
-        )
-    session.flush()
-    return post
 
 
 def update_post(
@@ -598,7 +666,7 @@ def update_post(
         errors += account_errors
     else:
         wanted = [
-            accounts[t.account_id]
+            account_ref(accounts[t.account_id])
             for t in targets
             if is_member(t) and accounts[t.account_id].deleted_at is None
         ]
@@ -667,7 +735,7 @@ def _set_accounts(
     session: Session,
     post: Post,
     targets: Sequence[Target],
-    wanted: Sequence[Account],
+    wanted: Sequence[AccountRef],
     now: datetime,
 ) -> None:
     """Cancel the targets of removed accounts and add (or revive) those of new ones."""
@@ -761,7 +829,10 @@ def put_on_schedule(
     revivable = _revivable(targets, accounts)
     if not errors:
         errors += _platform_errors(
-            platforms, post.content, post.media, [accounts[t.account_id] for t in revivable]
+            platforms,
+            post.content,
+            post.media,
+            [account_ref(accounts[t.account_id]) for t in revivable],
         )
     if errors:
         raise InvalidInput(errors)
@@ -793,7 +864,10 @@ def publish_post(
     if not revivable:
         raise Conflict(f"nothing left to publish: {_summary(targets)}")
     errors = _platform_errors(
-        platforms, post.content, post.media, [accounts[t.account_id] for t in revivable]
+        platforms,
+        post.content,
+        post.media,
+        [account_ref(accounts[t.account_id]) for t in revivable],
     )
     if errors:
         raise InvalidInput(errors)
