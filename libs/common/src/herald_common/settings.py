@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Concurrency: a global default and one override per queue (see contracts.py).
     queue_concurrency: int | None = Field(default=None, ge=1)
     publish_worker_concurrency: int | None = Field(default=None, ge=1)
+    # threads or gevent for every worker service (default: each queue's contract says).
+    worker_pool: Literal["threads", "gevent"] | None = None
     token_refresh_worker_concurrency: int | None = Field(default=None, ge=1)
     content_worker_concurrency: int | None = Field(default=None, ge=1)
     content_regen_worker_concurrency: int | None = Field(default=None, ge=1)

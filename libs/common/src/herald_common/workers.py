@@ -8,17 +8,19 @@ directory before the first import (see herald_common.metrics).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TypeVar
 
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
 from herald_common.broker import build_broker
-from herald_common.contracts import queue_concurrency
+from herald_common.contracts import CONTRACTS, queue_concurrency
 from herald_common.db import create_db_engine
 from herald_common.logs import configure_logging
 from herald_common.multiproc import use_metrics_dir
@@ -75,9 +77,11 @@ def service_deps(settings: Settings, broker: Broker) -> Deps:
 def run_worker(module: str, queues: list[str], argv: list[str] | None = None) -> None:
     """Replace this process with `dramatiq MODULE --queues …` at the queue's concurrency.
 
-    Threads come from the queue's setting (PUBLISH_WORKER_CONCURRENCY, QUEUE_CONCURRENCY, …),
-    summed when one service drains several queues (content and content-regen) so that each
-    keeps its own; processes from WORKER_PROCESSES (default 1: scale out with more pods).
+    Jobs in flight come from the queue's setting (PUBLISH_WORKER_CONCURRENCY, QUEUE_CONCURRENCY,
+    …), summed when one service drains several queues (content and content-regen) so that each
+    keeps its own; processes from WORKER_PROCESSES (default 1: scale out with more pods). They
+    run on threads, or on gevent's greenlets (`dramatiq-gevent`) when the queues' contracts say
+    so (the publisher's) or WORKER_POOL asks.
     """
     settings = get_settings()
     if not settings.broker_url:
@@ -89,16 +93,31 @@ def run_worker(module: str, queues: list[str], argv: list[str] | None = None) ->
     os.environ.setdefault("dramatiq_worker_timeout", "100")
     if settings.metrics_port:
         expose_metrics(settings)
-    args = [
-        os.environ.get("HERALD_DRAMATIQ", "dramatiq"),
-        module,
-        "--queues",
-        *queues,
-        "--threads",
-        str(threads),
-    ]
+    launcher = _launcher(worker_pool(settings, queues))
+    args = [*launcher, module, "--queues", *queues, "--threads", str(threads)]
     args += ["--processes", processes, *(argv if argv is not None else sys.argv[1:])]
-    os.execvp(args[0], args)
+    os.execv(args[0], args)
+
+
+def worker_pool(settings: Settings, queues: list[str]) -> str:
+    """`gevent` when WORKER_POOL says so, or every queue's contract does; else `threads`."""
+    if settings.worker_pool is not None:
+        return settings.worker_pool
+    pools = {contract.pool for contract in CONTRACTS if contract.queue in queues}
+    return "gevent" if pools == {"gevent"} else "threads"
+
+
+def _launcher(pool: str) -> list[str]:
+    """The `dramatiq` (or `dramatiq-gevent`) script installed beside this interpreter, so a
+    service started by its full path runs without its virtual environment on PATH."""
+    name = "dramatiq-gevent" if pool == "gevent" else "dramatiq"
+    script = Path(sys.executable).with_name(name)
+    if script.exists():
+        return [str(script)]
+    found = shutil.which(name)
+    if found is None:
+        sys.exit(f"{name} is not installed beside {sys.executable} nor on PATH")
+    return [found]
 
 
 def expose_metrics(settings: Settings) -> None:
