@@ -1,5 +1,7 @@
 """1. The floor: how many messages per second a no-op `publish_target` drains on this machine,
-with the publisher's threads, processes and Redis broker (see noop_worker.py).
+with the Redis broker and the launcher of the publisher, in the shape the run gives it (the
+benchmark: five threads, one process; see bench/__main__.py's REFERENCE_SHAPE and
+noop_worker.py).
 
 Measured as the publish figure is, from the moment the work is due to the moment the last of it
 is done, each way with a worker of its own (a fresh namespace):
@@ -62,6 +64,7 @@ class FloorResult:
     herald_middleware: FloorRun | None
     threads: str
     processes: str
+    pool: str = "threads"
 
 
 def measure_floor(
@@ -76,6 +79,7 @@ def measure_floor(
     with _noop_worker(scratch, "floor", database_url, env) as (stack, client, meter):
         immediate, sending = _drain_immediate(scratch, stack, client, meter, messages)
         say(f"  immediate: {immediate.messages:,} messages in {immediate.seconds:.2f} s")
+        threads, processes, pool = _worker_shape(stack)
         # Due once they have all been sent: twice as long as sending took just now, and
         # more on a machine too busy for that.
         for attempt in range(3):
@@ -88,7 +92,6 @@ def measure_floor(
         else:
             raise RuntimeError("could not send the delayed messages before they were due")
         say(f"  delayed:   {delayed.messages:,} messages in {delayed.seconds:.2f} s after due")
-        threads, processes = _worker_shape(stack)
     herald_env = {
         **env,
         "BENCH_FLOOR_MIDDLEWARE": "herald",
@@ -103,7 +106,7 @@ def measure_floor(
     ):
         middleware, _ = _drain_immediate(scratch, stack, client, meter, messages)
         say(f"  with Herald's worker middleware: {middleware.seconds:.2f} s")
-    return FloorResult(immediate, delayed, middleware, threads, processes)
+    return FloorResult(immediate, delayed, middleware, threads, processes, pool)
 
 
 @contextmanager
@@ -188,8 +191,9 @@ def _drain_delayed(
     return FloorRun(messages, finished - due, meter.cores(before, after), after.at - before.at)
 
 
-def _worker_shape(stack: BenchStack) -> tuple[str, str]:
-    """The --threads and --processes `dramatiq` was started with (from its command line)."""
+def _worker_shape(stack: BenchStack) -> tuple[str, str, str]:
+    """The --threads and --processes `dramatiq` was started with, and whether on threads or
+    gevent (from its command line)."""
     for pid in stack.pids("noop-worker"):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as file:
@@ -197,5 +201,7 @@ def _worker_shape(stack: BenchStack) -> tuple[str, str]:
         except OSError:
             continue
         if "--threads" in argv and "--processes" in argv:
-            return argv[argv.index("--threads") + 1], argv[argv.index("--processes") + 1]
-    return "?", "?"
+            pool = "gevent" if any(a.endswith("dramatiq-gevent") for a in argv) else "threads"
+            threads = argv[argv.index("--threads") + 1]
+            return threads, argv[argv.index("--processes") + 1], pool
+    return "?", "?", "?"

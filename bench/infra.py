@@ -82,6 +82,40 @@ class BenchStack(Stack):
         made = json.loads(out.strip().splitlines()[-1])
         return str(made["tenant_id"]), str(made["api_key"])
 
+    def restart(self, name: str, env: dict[str, str], *, role: str) -> None:
+        """Stop worker service `name`, start it again with `env` on top of the stack's, and
+        wait until it beats for queue `role`."""
+        self.stop(name)
+        self.env_overrides.update(env)
+        getattr(self, f"start_{name}")()
+        self.wait_beating(name, role)
+
+    def wait_beating(self, name: str, role: str, timeout: float = 60) -> None:
+        """Until a process of service `name` beats for `role` (it drains that queue)."""
+        client = redis.Redis.from_url(self.redis_url)
+        started = time.monotonic()
+        while True:
+            self.check_alive()
+            pids = set(self.pids(name))
+            members = client.zrange(f"{self.namespace}:herald.heartbeats:{role}", 0, -1)
+            if any(int(m.decode().rsplit(":", 1)[1]) in pids for m in members):
+                return
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"{name} did not start consuming within {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def rss_mib(self, name: str) -> float:
+        """Resident memory of process `name` and its descendants, MiB."""
+        total = 0
+        for pid in self.pids(name):
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                continue
+        return total / 1024
+
     def pids(self, name: str) -> list[int]:
         """The process `name` and its descendants (gunicorn and dramatiq fork workers)."""
         proc = self.procs.get(name)

@@ -78,6 +78,8 @@ class DrainResult:
     resent: int | None = None  # messages the scheduler sent again (from its log)
     stale: int | None = None  # messages the publisher skipped as stale (from its log)
     queue_empty_after: float = math.nan  # seconds from the last publish to an empty queue
+    rss_before_mib: float = math.nan  # the publisher's resident memory when the drain began
+    rss_peak_mib: float = math.nan  # and at its highest during the drain
 
     @property
     def throughput(self) -> float:
@@ -120,8 +122,9 @@ def drain(
             for name in ("publisher", "scheduler")
             if profile_dir is not None
         ]
+        rss_before = stack.rss_mib("publisher")
         before = meter.snapshot()
-        _wait_settled(stack, conn, tenant_id, count, say)
+        rss_peak = _wait_settled(stack, conn, tenant_id, count, say)
         after = meter.snapshot()
         for recording in recordings:
             recording.stop()
@@ -142,6 +145,7 @@ def drain(
             f"accepted delivery; {result.deliveries} deliveries for {result.published} "
             "published targets"
         )
+    result.rss_before_mib, result.rss_peak_mib = rss_before, max(rss_peak, rss_before)
     # Duplicates still queued would be worked off during the next measurement.
     client = redis.Redis.from_url(stack.redis_url)
     hashes = [queue_keys(stack.namespace, q)[1] for q in (PUBLISH.queue, f"{PUBLISH.queue}.DQ")]
@@ -186,7 +190,10 @@ def _wait_settled(
     tenant_id: str,
     count: int,
     say: Callable[[str], None],
-) -> None:
+) -> float:
+    """Until no target of the drain is active; the publisher's highest resident memory (MiB)
+    seen meanwhile."""
+    rss_peak = 0.0
     progress_at = time.monotonic()
     reported_at = time.monotonic()
     remaining = count
@@ -200,8 +207,9 @@ def _wait_settled(
         now = time.monotonic()
         if left < remaining:
             remaining, progress_at = left, now
+        rss_peak = max(rss_peak, stack.rss_mib("publisher"))
         if remaining == 0:
-            return
+            return rss_peak
         if now - progress_at > STALL_SECONDS:
             raise RuntimeError(
                 f"{remaining} target(s) still active after {STALL_SECONDS:.0f} s without "

@@ -65,6 +65,8 @@ def claim_after_read(monkeypatch):  # type: ignore[no-untyped-def]
     def arm(publisher: Publisher, target_id: str, version: int) -> dict[str, object]:
         def targets_then_claim(session, ids, *, lock=False):  # type: ignore[no-untyped-def]
             rows = real(session, ids, lock=lock)
+            if "worker" in box:  # once: the first time the API has read the targets
+                return rows
             worker = threading.Thread(
                 target=lambda: box.setdefault("result", publisher.publish(target_id, version))
             )
@@ -109,6 +111,34 @@ def test_a_content_edit_as_a_worker_claims_it_publishes_the_new_text(pg_engine, 
     # I expect what went out to be what the API accepted
     assert box["result"] is Result.PUBLISHED
     assert [d.content for d in deliveries(pg_engine)] == ["New text"]
+
+
+def test_an_account_added_as_a_worker_claims_is_counted_in_the_posts_status(
+    pg_engine, claim_after_read
+):
+    # Given a queued post, and a worker that claims it just after the API read its targets
+    tenant, post_id, target_id, version, publisher, registry = queued_post(pg_engine)
+    with session_scope(pg_engine) as session:
+        first = session.get_one(Target, target_id).account_id
+    second = add_account(pg_engine, tenant, handle="second")
+    box = claim_after_read(publisher, target_id, version)
+
+    # When a second account is added to the post (the claim waits for the change to commit)
+    with session_scope(pg_engine) as session:
+        posts_service.update_post(
+            session, tenant, post_id, PostUpdate(account_ids=[first, second]), platforms=registry
+        )
+    box["worker"].join(10)
+
+    # I expect the first target published, and the post still scheduled: its status counts
+    # the target that joined while the worker waited
+    assert box["result"] is Result.PUBLISHED
+    with session_scope(pg_engine) as session:
+        statuses = sorted(
+            session.exec(select(Target.status).where(Target.post_id == post_id)).all()
+        )
+        assert statuses == ["published", "scheduled"]
+        assert session.get_one(Post, post_id).status == "scheduled"
 
 
 def test_a_cancel_as_the_scheduler_dispatches_wins(pg_engine, monkeypatch):

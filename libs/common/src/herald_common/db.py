@@ -60,7 +60,11 @@ def create_db_engine(
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _tune_sqlite(engine)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # No overflow: a connection the pool cannot keep is closed on its return, so a process with
+    # more work in flight than pool_size (the publisher's greenlets) would open and close a
+    # PostgreSQL backend per transaction. Work queues for one of pool_size instead: a publish
+    # holds a connection only for its two short transactions, never while its platform answers.
+    engine = create_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
     _ping_when_idle(engine, idle_ping_seconds)
     return engine
 

@@ -100,7 +100,8 @@ class HotConnection:
             cursor.execute(compiled.sql, {**compiled.defaults, **(params or {})})
             result = cursor.pgresult
             returned = result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
-            return HotResult(cursor.fetchall() if returned else [], compiled.keys, cursor.rowcount)
+            rows = cursor.fetchall() if returned else []
+        return HotResult(rows, compiled.keys, cursor.rowcount)
 
 
 class Rollback(Exception):
@@ -130,9 +131,7 @@ class Hot:
             with self.engine.begin() as connection:
                 yield connection
             return
-        fairy = self.engine.raw_connection()
-        try:
-            driver: psycopg.Connection[Any] = fairy.driver_connection  # type: ignore[assignment]
+        with self._borrowed() as driver:
             hot = HotConnection(driver, self.engine.dialect)
             try:
                 yield hot
@@ -140,6 +139,13 @@ class Hot:
                 _end(driver.rollback, "ROLLBACK")
                 raise
             _end(driver.commit, "COMMIT")
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[psycopg.Connection[Any]]:
+        """A psycopg connection from the engine's pool, given back (or, broken, thrown away)."""
+        fairy = self.engine.raw_connection()
+        try:
+            yield fairy.driver_connection  # type: ignore[misc]
         except psycopg.OperationalError:
             # The connection broke (a server restart, a network cut): never pooled again.
             fairy.invalidate()

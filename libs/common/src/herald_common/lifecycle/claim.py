@@ -29,8 +29,8 @@ from herald_common.lifecycle.tables import ACCOUNTS, POSTS, TARGETS
 from herald_common.models import Account
 from herald_common.platforms import PlatformRegistry, PublishRequest, account_ref
 
+#: Read from the account (its id is the target's account_id).
 _ACCOUNT_COLUMNS = (
-    "id",
     "tenant_id",
     "platform",
     "handle",
@@ -97,6 +97,7 @@ def _target_columns() -> list[Any]:
         c.id,
         c.tenant_id,
         c.post_id,
+        c.account_id,
         c.platform,
         c.version,
         c.due_at,
@@ -157,8 +158,8 @@ _POST_AND_ACCOUNT = (
 
 
 def claim(hot: Hot, target_id: str, version: int, now: datetime) -> Claim | None:
-    """Claim the target for this try (one transaction of two statements); None when the
-    message is a duplicate, stale or early."""
+    """Claim the target for this try (one transaction: the claim, then the read); None when
+    the message is a duplicate, stale or early."""
     params = {"w_id": target_id, "w_version": version, "w_now": now, "v_now": now}
     with hot.transaction() as db:
         row = db.execute(_CLAIM, params).first()
@@ -170,7 +171,9 @@ def claim(hot: Hot, target_id: str, version: int, now: datetime) -> Claim | None
 
 def _claim_from(target: Row[Any] | HotRow, joined: Row[Any] | HotRow) -> Claim:
     t, j = target._mapping, joined._mapping
-    account = AccountRow(**{name: j[f"account_{name}"] for name in _ACCOUNT_COLUMNS})
+    account = AccountRow(
+        id=t["account_id"], **{name: j[f"account_{name}"] for name in _ACCOUNT_COLUMNS}
+    )
     return Claim(
         target_id=t["id"],
         tenant_id=t["tenant_id"],
