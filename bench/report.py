@@ -136,7 +136,7 @@ def table(results: Results) -> str:
         f = results.floor
         row(
             "1",
-            f"floor: no-op actor ({_shape(f)}, the shipped shape)",
+            f"floor: no-op actor ({_shape(f)})",
             f"{_n(floor)} msg/s",
             "baseline",
         )
@@ -343,7 +343,7 @@ def details(results: Results) -> str:
             per, tx = st.per_target(count)
             kinds = ", ".join(
                 f"{kind} {n / max(st.published, 1):.2f}"
-                for kind, n in count.statements.most_common()
+                for kind, n in sorted(count.statements.items(), key=lambda kv: -kv[1])
             )
             out.append(
                 f"statements ({name}): {per:.2f} per published target in {tx:.2f} "

@@ -43,8 +43,12 @@ from herald_publisher.publishing import Publisher, Result
 class StatementCount:
     """Statements and transactions seen on an engine."""
 
-    statements: Counter[str] = field(default_factory=Counter)
-    transactions: int = 0
+    statements: dict[str, int] = field(default_factory=dict)  # by kind (a Counter would not
+    transactions: int = 0  # survive dataclasses.asdict: it counts the pairs it is given)
+
+    def add(self, sql: str) -> None:
+        kind = sql.split(None, 1)[0].upper()
+        self.statements[kind] = self.statements.get(kind, 0) + 1
 
     @property
     def total(self) -> int:
@@ -89,7 +93,7 @@ class Counting:
         if sql in ("COMMIT", "ROLLBACK"):
             part.transactions += 1
         else:
-            part.statements[sql.split(None, 1)[0].upper()] += 1
+            part.add(sql)
 
     def part(self, name: str) -> StatementCount:
         return self.parts.setdefault(name, StatementCount())
@@ -97,7 +101,7 @@ class Counting:
     def _statement(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if self.active is not None:
             part = self.part(self.active)
-            part.statements[statement.split(None, 1)[0].upper()] += 1
+            part.add(statement)
             # A statement run in autocommit is a transaction of its own.
             if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
                 part.transactions += 1

@@ -138,6 +138,14 @@ class Target(SQLModel, table=True):
             postgresql_where=text("status = 'published'"),
             sqlite_where=text("status = 'published'"),
         ),
+        # A client's analytics pull: a tenant's published targets by publish time.
+        Index(
+            "ix_targets_published",
+            "tenant_id",
+            "published_at",
+            postgresql_where=text("status = 'published'"),
+            sqlite_where=text("status = 'published'"),
+        ),
         Index(
             "ix_targets_unknown",
             "updated_at",
@@ -147,7 +155,8 @@ class Target(SQLModel, table=True):
     )
 
     id: str = id_field()
-    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=36)
+    # Read by tenant only for a client's analytics pull: ix_targets_published.
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=36)
     # Looked up through uq_targets_post_account, whose leading column it is.
     post_id: str = Field(foreign_key="posts.id", max_length=36, ondelete="CASCADE")
     account_id: str = Field(foreign_key="accounts.id", index=True, max_length=36)
@@ -181,7 +190,7 @@ class Attempt(SQLModel, table=True):
     __tablename__ = "attempts"
 
     id: str = id_field()
-    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=36)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=36)  # attempts are read by target
     target_id: str = Field(foreign_key="targets.id", index=True, max_length=36, ondelete="CASCADE")
     number: int
     due_at: datetime | None = timestamp()

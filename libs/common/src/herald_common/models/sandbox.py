@@ -19,7 +19,7 @@ class SandboxDelivery(SQLModel, table=True):
     )
 
     id: str = id_field()
-    tenant_id: str = Field(index=True, max_length=36)
+    tenant_id: str = Field(max_length=36)  # read by account, through uq_sandbox_accepted_key
     account_id: str = Field(max_length=36)  # looked up through uq_sandbox_accepted_key
     idempotency_key: str = Field(index=True, max_length=200)
     # Equal to idempotency_key on accepted posts, NULL on failed calls (NULLs never collide).
