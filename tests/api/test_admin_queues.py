@@ -87,7 +87,7 @@ def test_every_queue_is_listed_with_its_counts(admin) -> None:
         "image",
     ]
     publish = data[0]
-    assert publish["concurrency"] == 5
+    assert publish["concurrency"] == 100
     assert {k: publish[k] for k in ("waiting", "active", "delayed", "failed", "total")} == {
         "waiting": 0,
         "active": 0,
