@@ -27,7 +27,7 @@ from bench import profile
 from bench.api import measure_api
 from bench.floor import measure_floor
 from bench.infra import BenchStack, Scratch, interrupt_on_sigterm
-from bench.publish import drain
+from bench.publish import DrainResult, drain
 from bench.report import Results, as_json, describe_machine, details, table
 from bench.seeding import connect, create_sandbox_accounts, create_tenant
 from bench.statements import measure_statements
@@ -188,55 +188,37 @@ def run(args: argparse.Namespace, scratch: Scratch, results: Results) -> None:
         say("starting the stack (gunicorn, dramatiq publisher and token-refresher, scheduler)")
         tenant_id, api_key, account_ids = start_stack(stack, int(args.accounts))
         lookahead = float(results.settings["SCHEDULER_LOOKAHEAD_SECONDS"])
+
+        def run_drain(label: str, heading: str, tenant: str, count: float) -> DrainResult:
+            say(heading)
+            return drain(
+                stack,
+                tenant,
+                int(count),
+                label=label,
+                lookahead_seconds=lookahead,
+                say=say,
+                profile_dir=args.profile,
+            )
+
         if "publish" in args.only:
-            say(f"2. publish: {int(args.publish_targets):,} targets due at one second")
-            results.publish = drain(
-                stack,
-                tenant_id,
-                int(args.publish_targets),
-                label="publish",
-                lookahead_seconds=lookahead,
-                say=say,
-                profile_dir=args.profile,
-            )
+            heading = f"2. publish: {int(args.publish_targets):,} targets due at one second"
+            results.publish = run_drain("publish", heading, tenant_id, args.publish_targets)
         if "burst" in args.only:
-            say(f"3. burst: {int(args.burst_targets):,} targets due at one second")
-            results.burst = drain(
-                stack,
-                tenant_id,
-                int(args.burst_targets),
-                label="burst",
-                lookahead_seconds=lookahead,
-                say=say,
-                profile_dir=args.profile,
-            )
+            heading = f"3. burst: {int(args.burst_targets):,} targets due at one second"
+            results.burst = run_drain("burst", heading, tenant_id, args.burst_targets)
         if "latency" in args.only:
-            say(
+            heading = (
                 f"7. latency: {int(args.latency_targets):,} targets due at one second, every "
                 f"account answering in {PLATFORM_LATENCY['latency_ms']} ± "
                 f"{PLATFORM_LATENCY['latency_jitter_ms']} ms"
             )
             slow_tenant = slow_accounts(stack, int(args.accounts))
-            results.latency = drain(
-                stack,
-                slow_tenant,
-                int(args.latency_targets),
-                label="latency",
-                lookahead_seconds=lookahead,
-                say=say,
-                profile_dir=args.profile,
-            )
+            results.latency = run_drain("latency", heading, slow_tenant, args.latency_targets)
         if "reference" in args.only:
-            say(f"2r. publish in the reference shape: {int(args.publish_targets):,} targets")
             stack.restart("publisher", REFERENCE_SHAPE, role=PUBLISH.queue)
-            results.reference = drain(
-                stack,
-                tenant_id,
-                int(args.publish_targets),
-                label="reference",
-                lookahead_seconds=lookahead,
-                say=say,
-            )
+            heading = f"2r. publish in the floor's shape: {int(args.publish_targets):,} targets"
+            results.reference = run_drain("reference", heading, tenant_id, args.publish_targets)
         if "api" in args.only:
             say(f"5. API: POST /v1/posts at {args.api_rate:g}/s for {args.api_seconds:g} s")
             results.api = measure_api(

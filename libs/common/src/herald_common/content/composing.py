@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from herald_common.models import Account
-from herald_common.platforms import AccountRef, PlatformRegistry
+from herald_common.platforms import AccountRef, PlatformRegistry, account_ref
 
 Part = Literal["hook", "body", "hashtags"]
 #: Every part, in the order they are composed.
@@ -170,17 +170,7 @@ class TextRules:
             AccountRef(id="", tenant_id=tenant_id, platform=name, handle="")
             for name in dict.fromkeys(platforms)
         ]
-        refs += [
-            AccountRef(
-                id=account.id,
-                tenant_id=account.tenant_id,
-                platform=account.platform,
-                handle=account.handle,
-                external_id=account.external_id,
-                settings=dict(account.settings or {}),
-            )
-            for account in accounts
-        ]
+        refs += [account_ref(account) for account in accounts]
         return cls(registry, tuple(refs))
 
     @property

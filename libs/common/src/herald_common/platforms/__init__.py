@@ -197,7 +197,12 @@ class AccountFields(Protocol):
     @property
     def external_id(self) -> str | None: ...
     @property
-    def settings(self) -> Mapping[str, Any]: ...
+    def settings(self) -> Mapping[str, Any] | None: ...
+
+
+class SealedCredentials(Protocol):
+    """An account as far as its secrets go: the sealed token it keeps."""
+
     @property
     def credentials(self) -> str | None: ...
 
@@ -280,7 +285,7 @@ class PlatformRegistry:
                 FieldError("platform", f"Herald has no adapter for {platform!r}")
             ) from None
 
-    def credentials_of(self, account: AccountFields) -> dict[str, Any]:
+    def credentials_of(self, account: SealedCredentials) -> dict[str, Any]:
         """The account's secrets, decrypted for one call."""
         return self.credentials.open(account.credentials)
 

@@ -326,17 +326,7 @@ def _load_accounts(
     """The tenant's live accounts with these ids, in order, as the platforms see them; errors
     name `account_ids.<i>`."""
     rows = db.execute(_ACCOUNTS, {"tenant_id": tenant_id, "ids": sorted(set(account_ids))})
-    found = {
-        row.id: AccountRef(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            platform=row.platform,
-            handle=row.handle,
-            external_id=row.external_id,
-            settings=dict(row.settings or {}),
-        )
-        for row in rows
-    }
+    found = {row.id: account_ref(row) for row in rows}
     accounts: list[AccountRef] = []
     errors: list[FieldError] = []
     first_index: dict[str, int] = {}
