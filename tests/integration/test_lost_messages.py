@@ -48,11 +48,16 @@ def queue_many(engine: Engine, redis_url: str, namespace: str, count: int) -> Di
 
 
 def age(engine: Engine) -> None:
+    """Make every queued target look queued ten minutes ago and due since (its message, if the
+    broker holds one, keeps the time it was sent with)."""
     with session_scope(engine) as session:
         session.execute(
             update(Target)
             .where(Target.status == TargetStatus.QUEUED)
-            .values(queued_at=utcnow() - timedelta(minutes=10))
+            .values(
+                queued_at=utcnow() - timedelta(minutes=10),
+                due_at=utcnow() - timedelta(minutes=9),
+            )
         )
 
 

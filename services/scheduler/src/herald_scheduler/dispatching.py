@@ -105,8 +105,8 @@ class Dispatcher:
     sender: Sender | None = None  # built on the broker when not given
     #: Where resend_lost's walk over long-queued targets has got to (queued_at, id), and when
     #: it last looked (time.monotonic()).
-    _lost_cursor: tuple[datetime, str] | None = field(default=None, repr=False)
-    _lost_checked: float = field(default=float("-inf"), repr=False)
+    _lost_cursor: tuple[datetime, str] | None = field(default=None, init=False, repr=False)
+    _lost_checked: float = field(default=float("-inf"), init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.sender is None:
@@ -219,7 +219,12 @@ class Dispatcher:
         cutoff = now - timedelta(seconds=self.settings.requeue_after_seconds)
         query = (
             select(Target.id, Target.version, Target.due_at, Target.queued_at)
-            .where(Target.status == TargetStatus.QUEUED, col(Target.queued_at) < cutoff)
+            .where(
+                Target.status == TargetStatus.QUEUED,
+                col(Target.queued_at) < cutoff,
+                # Not one the sender holds until its second (it is not in the broker yet).
+                col(Target.due_at) <= now,
+            )
             .order_by(col(Target.queued_at), col(Target.id))
             .limit(LOST_CHECK_BATCH)
         )
