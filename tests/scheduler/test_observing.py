@@ -171,7 +171,7 @@ class FailingBookkeeping(SandboxPlatform):
         if not self.broken:
             return result
 
-        def fail(db):  # type: ignore[no-untyped-def]
+        def fail(db, attempt_id):  # type: ignore[no-untyped-def]
             raise RuntimeError("the commit never happens")
 
         return replace(result, with_outcome=fail)

@@ -19,6 +19,7 @@ from typing import TypeVar
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_common import greenwait
 from herald_common.broker import build_broker
 from herald_common.contracts import CONTRACTS, queue_concurrency
 from herald_common.db import create_db_engine
@@ -47,7 +48,8 @@ def lazy(factory: Callable[[], T]) -> Callable[[], T]:
 
 @lru_cache(maxsize=1)
 def process_engine() -> Engine:
-    """This process's database engine."""
+    """This process's database engine (its driver waiting on gevent's loop, on gevent)."""
+    greenwait.use_on_gevent()
     settings = get_settings()
     return create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
 

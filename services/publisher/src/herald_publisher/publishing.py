@@ -42,7 +42,7 @@ from herald_common.errors import (
     TransientError,
     Waiting,
 )
-from herald_common.hot import Hot, Rollback
+from herald_common.hot import Hot
 from herald_common.lifecycle import Claim, Outcome, backoff_seconds
 from herald_common.lifecycle.claim import AccountRow
 from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH, PUBLISH_MESSAGES_STALE
@@ -147,21 +147,23 @@ class Publisher:
         return Result(outcome.status.value)
 
     def _record(self, claim: Claim, outcome: Outcome) -> bool:
-        """Record the outcome in one transaction, with the platform's own bookkeeping when it
-        keeps some in Herald's database (the sandbox's delivery), so both or neither are
-        written."""
+        """Record the outcome in one transaction (one round trip on PostgreSQL), with the
+        platform's own bookkeeping when it keeps some in Herald's database (the sandbox's
+        delivery), written only if the outcome is."""
         now = self.clock()
-        recorded = False
+        result = outcome.result
         with self.hot.transaction() as db:
-            if outcome.result is not None and outcome.result.with_outcome is not None:
-                stored = outcome.result.with_outcome(db)
-                outcome = replace(outcome, result=replace(stored, with_outcome=None))
-            if not lifecycle.record_outcome(db, claim, outcome, now):
-                raise Rollback  # the platform's bookkeeping goes with it
-            recorded = True
-        if recorded:
-            lifecycle.observe(claim, outcome, now)
-        return recorded
+            recorded = lifecycle.record_outcome(
+                db,
+                claim,
+                outcome,
+                now,
+                bookkeeping=result.with_outcome if result is not None else None,
+            )
+        if not recorded:
+            return False
+        lifecycle.observe(claim, outcome, now)
+        return True
 
     def _hold_for_auth(self, claim: Claim, now: datetime) -> bool | None:
         """Put the target back to wait for its account to be connected again: True when it
