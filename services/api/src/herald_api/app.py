@@ -13,7 +13,13 @@ from sqlalchemy.engine import Engine
 
 from herald_api.auth import ApiKeys
 from herald_api.errors import add_error_handlers
-from herald_api.middleware import AuthMiddleware, MetricsMiddleware, RequestIdMiddleware
+from herald_api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from herald_api.middleware import (
+    AuthMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+    TextParamsMiddleware,
+)
 from herald_api.routes import build_routes, check_route, public_paths
 from herald_common.broker import build_broker
 from herald_common.db import create_db_engine
@@ -38,6 +44,8 @@ def create_app(
         MetricsMiddleware(),
         RequestIdMiddleware(),
         AuthMiddleware(keys, public_paths(routes)),
+        TextParamsMiddleware(),
+        IdempotencyMiddleware(IdempotencyStore(engine)),
     ]
     app = falcon.App(middleware=middleware)
     add_error_handlers(app)

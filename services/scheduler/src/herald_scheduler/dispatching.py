@@ -38,7 +38,8 @@ from herald_common.db import session_scope, skip_locked
 from herald_common.jobs import resend_stale
 from herald_common.lifecycle import Queued
 from herald_common.metrics import PUBLISH_MESSAGES_RESENT
-from herald_common.models import Attempt, Target, TargetStatus
+from herald_common.models import Attempt, IdempotencyKey, Target, TargetStatus
+from herald_common.models.idempotency import IDEMPOTENCY_TTL
 from herald_common.platforms import PlatformRegistry
 from herald_common.queues import SentMessage, queue_names, queue_store
 from herald_common.settings import Settings
@@ -190,8 +191,15 @@ class Dispatcher:
             left = deleted == ATTEMPTS_BATCH
             if not left:
                 break
+        with session_scope(self.engine) as session:
+            keys: int = session.execute(
+                delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_TTL)  # type: ignore[arg-type]
+            ).rowcount  # type: ignore[attr-defined]
         more = "; more left for the next run" if left else ""
-        return f"{records} job record(s) and {attempts} attempt(s) dropped{more}"
+        return (
+            f"{records} job record(s), {attempts} attempt(s) and {keys} idempotency key(s)"
+            f" dropped{more}"
+        )
 
     def dispatch_due(self, now: datetime) -> tuple[int, int]:
         """Claim and send targets due by now + lookahead; (sent, failed to send)."""

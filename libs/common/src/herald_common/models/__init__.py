@@ -5,6 +5,7 @@ from herald_common.models.analytics import MetricSnapshot
 from herald_common.models.approvals import Approval, ApprovalNotice, ApprovalStatus
 from herald_common.models.brands import Brand
 from herald_common.models.cron import CronRun
+from herald_common.models.idempotency import IdempotencyKey
 from herald_common.models.images import Image
 from herald_common.models.jobs import Job, JobStatus
 from herald_common.models.posts import (
@@ -31,6 +32,7 @@ __all__ = [
     "AttemptOutcome",
     "Brand",
     "CronRun",
+    "IdempotencyKey",
     "Image",
     "Job",
     "JobStatus",

@@ -1,0 +1,50 @@
+"""idempotency keys, per-tenant limits
+
+`idempotency_keys` keeps the first answer to each `Idempotency-Key` a tenant sends with a
+create, for 24 hours; `tenants` gains its own request rate and jobs-in-flight limits (null: the
+settings' defaults).
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-07 18:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from herald_common.timeutil import UTCDateTime
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("tenant_id", sa.String(length=36), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("response_body", sa.Text(), nullable=True),
+        sa.Column("location", sa.String(length=500), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("completed_at", UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"]),
+        sa.PrimaryKeyConstraint("tenant_id", "key"),
+    )
+    op.create_index("ix_idempotency_keys_created_at", "idempotency_keys", ["created_at"])
+    with op.batch_alter_table("tenants") as batch:
+        batch.add_column(sa.Column("rate_limit", sa.String(length=100), nullable=True))
+        batch.add_column(sa.Column("max_active_jobs", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("tenants") as batch:
+        batch.drop_column("max_active_jobs")
+        batch.drop_column("rate_limit")
+    op.drop_index("ix_idempotency_keys_created_at", table_name="idempotency_keys")
+    op.drop_table("idempotency_keys")
