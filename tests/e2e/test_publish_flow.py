@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -223,3 +225,45 @@ def test_a_failed_post_is_retried_on_request(stack: Stack):
         # I expect it published, once
         wait_for(settled(client, created["id"], "published"), timeout=10, what="published")
         assert len(sandbox_posts(client, account_id)) == 1
+
+
+def test_a_create_retried_after_a_client_timeout_makes_exactly_one_post(stack: Stack):
+    with stack.client() as client:
+        # Given an account and a create that the client gives up on before the answer comes
+        account_id = account(client, "retrier")
+        marker = f"retried {uuid.uuid4().hex}"
+        body = {"content": marker, "account_ids": [account_id]}
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        impatient = httpx.Timeout(10, read=0.000_001)
+        with contextlib.suppress(httpx.ReadTimeout):  # the usual case: it saw no answer
+            client.post("/v1/posts", json=body, headers=key, timeout=impatient)
+
+        # When it retries with the same key until it gets an answer (409 while the first runs)
+        deadline = time.monotonic() + 10
+        while True:
+            retry = client.post("/v1/posts", json=body, headers=key)
+            if retry.status_code != 409 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+
+        # I expect the first request's answer, and exactly one post with that content
+        assert retry.status_code == 201, retry.text
+        listed = client.get("/v1/posts", params={"limit": 100}).json()["data"]
+        mine = [post for post in listed if post["content"] == marker]
+        assert [post["id"] for post in mine] == [retry.json()["id"]]
+
+
+def test_a_chunked_body_is_read(stack: Stack):
+    with stack.client() as client:
+        # Given a body sent with Transfer-Encoding: chunked (no Content-Length)
+        chunks = iter([b'{"platform": "sandbox",', b' "handle": "chunky"}'])
+
+        # When it creates an account
+        result = client.post(
+            "/v1/accounts", content=chunks, headers={"Content-Type": "application/json"}
+        )
+
+        # I expect the account made from the whole body
+        assert result.request.headers.get("Transfer-Encoding") == "chunked"
+        assert result.status_code == 201, result.text
+        assert result.json()["handle"] == "chunky"
