@@ -6,7 +6,7 @@ import falcon
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
-from herald_api.parsing import parse_body
+from herald_api.parsing import parse_body, request_body
 from herald_api.routing import Operation, Route
 from herald_api.schemas import PostDetailOut
 from herald_api.schemas.approvals import (
@@ -40,10 +40,15 @@ class ApprovalActions:
 
     def on_post_submit(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
         # Every field has a default (the brand's): the body may be left out.
-        body = parse_body(req, SubmitBody) if req.content_length else SubmitBody()
+        body = parse_body(req, SubmitBody) if request_body(req) else SubmitBody()
         with session_scope(self._engine) as session:
             post, approval = approvals.submit(
-                session, req.context.tenant_id, post_id, body, settings=self._settings
+                session,
+                req.context.tenant_id,
+                post_id,
+                body,
+                settings=self._settings,
+                addresses=self._platforms.addresses,
             )
             out = posts.describe_detail(session, post)
         # Committed: only now may the approvers be told.

@@ -21,7 +21,7 @@ from herald_common.errors import (
     field_errors,
 )
 from herald_common.jobs import contract_of, create_job, send_job
-from herald_common.models import Job, Tenant
+from herald_common.models import Brand, Job, Post, Tenant
 
 
 def start_job(
@@ -93,6 +93,7 @@ def enqueue_test_job(
             fields = {k: v for k, v in payload.items() if k not in ("tenant_id", "job_id")}
             job = create_job(session, tenant_id, contract, fields)
             message, job_id = job.payload, job.id
+            _check_owned(session, tenant_id, message)  # raising rolls the job back
         else:
             try:
                 message = contract.payload.model_validate(payload, strict=False).model_dump(
@@ -100,8 +101,29 @@ def enqueue_test_job(
                 )
             except ValidationError as exc:
                 raise InvalidInput(field_errors(exc)) from None
+            _check_owned(session, tenant_id, message)
     # Committed: only now may the message go out.
     return _test_out(contract, _send(broker, contract, message), job_id)
+
+
+#: Ids a test job's payload may name, and the rows they must be of the payload's tenant.
+_OWNED: dict[str, type[Brand] | type[Post]] = {"brand_id": Brand, "post_id": Post}
+
+
+def _check_owned(session: Session, tenant_id: str, payload: Mapping[str, Any]) -> None:
+    """InvalidInput naming an id of the payload that is not the tenant's: the job would run as
+    that tenant and could only fail."""
+    for field, model in _OWNED.items():
+        value = payload.get(field)
+        if not isinstance(value, str):
+            continue
+        row = session.get(model, value)
+        if row is None:
+            raise InvalidInput(FieldError(field, f"no {field[:-3]} {value}"))
+        if row.tenant_id != tenant_id:
+            raise InvalidInput(
+                FieldError(field, f"belongs to another tenant than {tenant_id} (tenant_id)")
+            )
 
 
 def _send(broker: Broker, contract: Contract, payload: Any) -> str:
