@@ -76,6 +76,7 @@ class AuthMiddleware:
         req.context.tenant_id = principal.tenant_id
         req.context.is_admin = principal.is_admin
         req.context.api_key_id = principal.key_id
+        req.context.principal = principal
 
 
 class MetricsMiddleware:

@@ -7,21 +7,23 @@ from typing import Any
 
 from dramatiq.broker import Broker
 from pydantic import ValidationError
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from herald_api.services.paging import newest_first
-from herald_common.contracts import Contract, send
-from herald_common.db import session_scope
+from herald_common.contracts import CONTRACTS, Contract, send
+from herald_common.db import is_sqlite, session_scope
 from herald_common.errors import (
     FieldError,
     InvalidInput,
     NotFound,
+    TooManyRequests,
     UpstreamUnavailable,
     field_errors,
 )
 from herald_common.jobs import contract_of, create_job, send_job
-from herald_common.models import Brand, Job, Post, Tenant
+from herald_common.models import Brand, Job, JobStatus, Post, Tenant
 
 
 def start_job(
@@ -31,23 +33,52 @@ def start_job(
     contract: Contract,
     prepare: Callable[[Session], Mapping[str, Any]],
     *,
+    max_active: int,
     brand_id: str | None = None,
     post_id: str | None = None,
     total: int | None = None,
 ) -> Job:
     """Accept a job: `prepare` checks the request against the database (raising NotFound,
     Conflict or InvalidInput before anything is written) and returns the message's payload;
-    the job is written in the same transaction, then sent after it commits.
+    the job is written in the same transaction, then sent after it commits. TooManyRequests
+    when the tenant already has `max_active` jobs queued or running on the contract's queue.
 
     With the broker away the job is still accepted (and the scheduler sends it later).
     """
     with session_scope(engine) as session:
         payload = prepare(session)
+        _check_active(session, tenant_id, contract, max_active)
         job = create_job(
             session, tenant_id, contract, payload, brand_id=brand_id, post_id=post_id, total=total
         )
     send_job(engine, broker, job)
     return job
+
+
+def _check_active(session: Session, tenant_id: str, contract: Contract, max_active: int) -> None:
+    """TooManyRequests when the tenant holds `max_active` jobs queued or running on the
+    contract's queue: one tenant must not fill a queue that every tenant's work shares.
+
+    On PostgreSQL the tenant's row is locked first, so two requests at once cannot both take
+    the last place (SQLite holds one writer at a time anyway)."""
+    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    kinds = [c.job_name for c in CONTRACTS if c.queue == contract.queue]
+    active = session.execute(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            Job.tenant_id == tenant_id,
+            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),  # type: ignore[attr-defined]
+            Job.kind.in_(kinds),  # type: ignore[attr-defined]
+        )
+    ).scalar_one()
+    if active >= max_active:
+        raise TooManyRequests(
+            f"this tenant already has {active} jobs queued or running on the {contract.queue} "
+            f"queue, its limit ({max_active}); try again when some have finished",
+            retry_after=30,
+        )
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:

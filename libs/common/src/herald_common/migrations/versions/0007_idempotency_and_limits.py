@@ -2,7 +2,7 @@
 
 `idempotency_keys` keeps the first answer to each `Idempotency-Key` a tenant sends with a
 create, for 24 hours; `tenants` gains its own request rate and jobs-in-flight limits (null: the
-settings' defaults).
+settings' defaults), and a partial index counts a tenant's jobs in flight.
 
 Revision ID: 0007
 Revises: 0006
@@ -20,6 +20,8 @@ revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
+
+_ACTIVE = sa.text("status IN ('queued', 'running')")
 
 
 def upgrade() -> None:
@@ -40,9 +42,17 @@ def upgrade() -> None:
     with op.batch_alter_table("tenants") as batch:
         batch.add_column(sa.Column("rate_limit", sa.String(length=100), nullable=True))
         batch.add_column(sa.Column("max_active_jobs", sa.Integer(), nullable=True))
+    op.create_index(
+        "ix_jobs_tenant_active",
+        "jobs",
+        ["tenant_id", "kind"],
+        postgresql_where=_ACTIVE,
+        sqlite_where=_ACTIVE,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_tenant_active", table_name="jobs")
     with op.batch_alter_table("tenants") as batch:
         batch.drop_column("max_active_jobs")
         batch.drop_column("rate_limit")
