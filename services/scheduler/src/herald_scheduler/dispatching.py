@@ -32,7 +32,7 @@ from sqlalchemy import and_, delete, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from herald_common import lifecycle
+from herald_common import lifecycle, webhooks
 from herald_common.contracts import PUBLISH
 from herald_common.db import session_scope, skip_locked
 from herald_common.jobs import resend_stale
@@ -45,6 +45,7 @@ from herald_common.queues import SentMessage, queue_names, queue_store
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 from herald_common.tokens import request_refresh_all
+from herald_common.webhooks import Events
 from herald_scheduler import analytics, approvals
 from herald_scheduler.cron import Cron, CronEntry
 from herald_scheduler.refreshing import RefreshDispatcher
@@ -104,12 +105,15 @@ class Dispatcher:
     cron: Cron | None = None
     sweeps: list[Sweep] = field(default_factory=list)
     sender: Sender | None = None  # built on the broker when not given
+    events: Events | None = None  # built on the engine and broker when not given
     #: Where resend_lost's walk over long-queued targets has got to (queued_at, id), and when
     #: it last looked (time.monotonic()).
     _lost_cursor: tuple[datetime, str] | None = field(default=None, init=False, repr=False)
     _lost_checked: float = field(default=float("-inf"), init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.events is None:
+            self.events = Events(self.engine, self.broker, self.settings)
         if self.sender is None:
             self.sender = Sender(self.broker, self._mark_unsent, clock=self.clock)
         if self.refreshes is None:
@@ -321,6 +325,7 @@ class Dispatcher:
                     "the worker stopped while publishing (no result after "
                     f"{self.settings.reconcile_after_seconds:.0f} s)"
                 ),
+                events=self.events,
             )
             if status is not None:
                 settled += 1
@@ -348,6 +353,8 @@ def sweeps(dispatcher: Dispatcher) -> list[Sweep]:
         Sweep("jobs", 5.0, dispatcher.resend_stale_jobs),
         Sweep("approvals", 5.0, lambda now: approvals.sweep(engine, broker, settings, now)),
         Sweep("analytics", 5.0, lambda now: analytics.sweep(engine, broker, settings, now)),
+        # Webhook retries wait at least 10 s; a first message the broker lost, a lease (2 min).
+        Sweep("webhooks", 2.0, lambda now: webhooks.send_due(engine, broker, now)),
     ]
 
 

@@ -19,6 +19,7 @@ from herald_common.models.posts import (
 )
 from herald_common.models.sandbox import SandboxDelivery
 from herald_common.models.tenants import ApiKey, Tenant
+from herald_common.models.webhooks import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ACTIVE_TARGET_STATES",
@@ -44,4 +45,6 @@ __all__ = [
     "Target",
     "TargetStatus",
     "Tenant",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]
