@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,7 @@ import httpx
 
 from herald_embedded.stack import Stack, wait_for
 from tests.e2e.helpers import post_json
+from tests.platforms.servers import Receiver, running
 
 
 def iso(dt: datetime) -> str:
@@ -267,3 +270,53 @@ def test_a_chunked_body_is_read(stack: Stack):
         assert result.request.headers.get("Transfer-Encoding") == "chunked"
         assert result.status_code == 201, result.text
         assert result.json()["handle"] == "chunky"
+
+
+def test_an_app_receives_signed_outcome_events_for_published_and_failed_posts(stack: Stack):
+    # Given the webhooks worker, a new tenant's endpoint on a real HTTP receiver, and two
+    # accounts: one that publishes and one that refuses for good
+    if "webhooks" not in stack.procs:
+        stack.start_worker("webhooks")
+    with running(Receiver()) as receiver, stack.client(stack.create_tenant("hooks")) as client:
+        hook = post_json(
+            client,
+            "/v1/webhooks",
+            {"url": f"{receiver.url}/events", "events": ["post.published", "post.failed"]},
+        )
+        key = client.get("/v1/webhooks/signing-key").json()["key"]
+        ok, refusing = account(client, "hooked"), account(client, "refusing", fail="permanent")
+
+        # When a post goes out to each
+        sent = post_json(
+            client, "/v1/posts", {"content": "Out!", "account_ids": [ok], "publish_now": True}
+        )
+        failed = post_json(
+            client, "/v1/posts", {"content": "No", "account_ids": [refusing], "publish_now": True}
+        )
+
+        # I expect one signed event per post: post.published and post.failed
+        calls = wait_for(
+            lambda: (
+                receiver.calls("/events", "POST") if len(receiver.calls("/events")) >= 2 else None
+            ),
+            timeout=20,
+            what="two webhook events",
+        )
+        events = {call.json()["data"]["post_id"]: call for call in calls}
+        assert events[sent["id"]].json()["type"] == "post.published"
+        assert events[failed["id"]].json()["type"] == "post.failed"
+        for call in calls:
+            stamp, mac = (p.split("=", 1)[1] for p in call.headers["x-herald-signature"].split(","))
+            signed = hmac.new(key.encode(), f"{stamp}.".encode() + call.body, hashlib.sha256)
+            assert hmac.compare_digest(mac, signed.hexdigest())
+            assert call.headers["idempotency-key"] == call.json()["id"]
+        # and each delivery listed as succeeded, with its try
+        deliveries = wait_for(
+            lambda: [
+                d
+                for d in client.get(f"/v1/webhooks/{hook['id']}/deliveries").json()["data"]
+                if d["status"] == "succeeded"
+            ],
+            timeout=10,
+        )
+        assert len(deliveries) == 2 and all(d["history"] for d in deliveries)

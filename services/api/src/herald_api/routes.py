@@ -250,7 +250,7 @@ def build_routes(
                     RefreshRequestedOut,
                     status=202,
                     body=AdminRefreshBody,
-                    errors=(403,),
+                    errors=(403, 404),  # 404: no such account or tenant
                 ),
             ),
             tag="admin",
