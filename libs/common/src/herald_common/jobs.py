@@ -287,16 +287,23 @@ class Resent:
 
 
 def resend_stale(
-    engine: Engine, broker: Broker, settings: Settings, now: datetime, *, limit: int = 100
+    engine: Engine,
+    broker: Broker,
+    settings: Settings,
+    now: datetime,
+    *,
+    limit: int = 100,
+    events: Events | None = None,
 ) -> Resent:
     """Send again jobs whose message was lost, and put back those whose worker died.
 
     A job `queued` and never started for longer than `lost_after` (or never sent at all) lost
     its message: it is sent again (the claim lets one copy through). A job `running` past its contract's time limit plus
     JOB_STALE_GRACE_SECONDS lost its worker: it goes back to `queued` and is sent again, or
-    fails when its tries are spent.
+    fails when its tries are spent (and `events` tells the tenant's webhooks).
     """
     resend: list[Job] = []
+    gave_up: list[tuple[Job, str]] = []
     requeued = failed = 0
     with session_scope(engine) as session:
         queued = session.exec(
@@ -335,7 +342,9 @@ def resend_stale(
                 reason = (
                     f"its worker stopped while running it, {job.attempts} time(s); not tried again"
                 )
-                failed += _move(session, job, JobStatus.FAILED, now, error=reason, finished_at=now)
+                if _move(session, job, JobStatus.FAILED, now, error=reason, finished_at=now):
+                    failed += 1
+                    gave_up.append((job, reason))
             elif _move(
                 session,
                 job,
@@ -346,6 +355,9 @@ def resend_stale(
             ):
                 requeued += 1
                 resend.append(job)
+    if events is not None:  # committed: the tenants' webhooks may hear of it
+        for job, reason in gave_up:
+            events.job_finished(job, "failed", {"error": reason})
     send_failed = 0
     for job in resend:
         try:

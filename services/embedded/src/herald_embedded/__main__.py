@@ -34,7 +34,7 @@ from herald_common.platforms import PlatformRegistry
 from herald_common.queues import queue_store
 from herald_common.settings import Settings, get_settings
 from herald_common.tokens import TokenKeeper
-from herald_common.webhooks import Events
+from herald_common.webhooks import events_for
 from herald_common.workers import Deps, configure_logging
 from herald_content.actors import declare_actors as declare_content
 from herald_image.actors import declare_actors as declare_image
@@ -117,9 +117,14 @@ def main() -> None:
         platforms=platforms,
         settings=settings,
         pacer=publish_pacer(broker, settings),
-        events=Events(engine, broker, settings),
+        events=events_for(engine, broker, settings),
     )
-    keeper = TokenKeeper(engine=engine, platforms=platforms, settings=settings)
+    keeper = TokenKeeper(
+        engine=engine,
+        platforms=platforms,
+        settings=settings,
+        events=events_for(engine, broker, settings),
+    )
     declare_publish(broker, lambda: publisher)
     declare_refresh(broker, lambda: keeper)
     deps = Deps(

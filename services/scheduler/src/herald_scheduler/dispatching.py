@@ -158,7 +158,7 @@ class Dispatcher:
 
     def resend_stale_jobs(self, now: datetime) -> int:
         """Jobs whose message was lost or whose worker died go back on their queue."""
-        outcome = resend_stale(self.engine, self.broker, self.settings, now)
+        outcome = resend_stale(self.engine, self.broker, self.settings, now, events=self.events)
         return outcome.resent + outcome.requeued + outcome.failed
 
     def request_all_refreshes(self, now: datetime) -> str:
