@@ -24,10 +24,9 @@ from schemathesis.checks import not_a_server_error, positive_data_acceptance
 from herald_api.app import create_app
 from herald_api.auth import create_tenant, issue_api_key
 from herald_common.broker import build_broker
-from herald_common.crypto import generate_key
 from herald_common.db import create_db_engine, migrate, session_scope
 from herald_common.platforms import PlatformRegistry
-from herald_common.settings import Settings
+from tests.api.conftest import api_settings
 
 #: Routes whose 503 says "not ready / unhealthy", as documented.
 HEALTH_PATHS = {"/ready", "/v1/admin/health"}
@@ -38,13 +37,7 @@ class World:
     """The app under test and the ids of real rows, by path parameter name."""
 
     def __init__(self, root: Path) -> None:
-        self.settings = Settings(
-            database_url=f"sqlite:///{root / 'fuzz.db'}",
-            redis_url=None,
-            redis_host=None,
-            HERALD_SECRET_KEYS=generate_key(),
-            approval_webhook_secret="fuzz",
-        )
+        self.settings = api_settings(root, approval_webhook_secret="fuzz")
         self.engine = create_db_engine(self.settings.database_url)
         migrate(self.engine)
         self.platforms = PlatformRegistry(self.engine, self.settings)

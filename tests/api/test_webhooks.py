@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, update
 
-from herald_common.crypto import generate_key
 from herald_common.models import WebhookDelivery
 from herald_common.notify import WebhookSender, tenant_signing_key, webhook_client
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 from herald_common.webhooks import Deliverer, events_for
-from tests.api.conftest import fields_of
+from tests.api.conftest import api_settings, fields_of
 from tests.api.test_jobs import waiting
 from tests.platforms.servers import Receiver, running
 
@@ -26,13 +25,8 @@ SECRET = "operator-webhook-secret"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     # The receiver is on loopback, as a test's must be; signed with the operator's secret.
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'herald.db'}",
-        redis_url=None,
-        redis_host=None,
-        HERALD_SECRET_KEYS=generate_key(),
-        platform_allow_private_addresses=True,
-        approval_webhook_secret=SECRET,
+    return api_settings(
+        tmp_path, platform_allow_private_addresses=True, approval_webhook_secret=SECRET
     )
 
 
@@ -88,12 +82,7 @@ def test_an_endpoint_on_a_private_address_is_refused(app, engine, tmp_path):
     from herald_common.db import session_scope
     from herald_common.platforms import PlatformRegistry
 
-    strict = Settings(
-        database_url=str(engine.url),
-        redis_url=None,
-        redis_host=None,
-        HERALD_SECRET_KEYS=generate_key(),
-    )
+    strict = api_settings(tmp_path)
     with session_scope(engine) as session:
         _, key = create_tenant(session, "strict")
     app = create_app(

@@ -4,37 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from herald_api.schemas import Body, Out
+from herald_api.schemas.brands import http_url
 from herald_common.webhooks import EVENT_TYPES
 
-EventType = Literal[
-    "post.published",
-    "post.partially_published",
-    "post.failed",
-    "target.unknown",
-    "account.needs_reauth",
-    "job.succeeded",
-    "job.failed",
-    "approval.requested",
-    "approval.approved",
-    "approval.rejected",
-]
-assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
+#: One of EVENT_TYPES (a Literal of the tuple, so the document lists each).
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 _EVENTS = "Event types to receive: " + ", ".join(f"`{e}`" for e in EVENT_TYPES) + "."
-
-
-def _http_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http or https URL with a host")
-    return value
 
 
 class WebhookCreate(Body):
@@ -48,7 +28,7 @@ class WebhookCreate(Body):
     events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES), description=_EVENTS)
     description: str | None = Field(default=None, max_length=500)
 
-    _url = field_validator("url")(_http_url)
+    _url = field_validator("url")(http_url)
 
 
 class WebhookUpdate(Body):
@@ -59,7 +39,7 @@ class WebhookUpdate(Body):
     description: str | None = Field(default=None, max_length=500)
     enabled: bool | None = None
 
-    _url = field_validator("url")(_http_url)
+    _url = field_validator("url")(http_url)
 
 
 class WebhookOut(Out):
