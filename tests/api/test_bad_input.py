@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from herald_common.db import create_db_engine, session_scope
+from herald_common.logs import redact
 from herald_common.models import Account, Brand, Job, Post
 from tests.api.conftest import fields_of, future, iso
 
@@ -61,8 +62,10 @@ def test_a_failed_statement_does_not_quote_its_values(tmp_path):
     with pytest.raises(DBAPIError) as raised, engine.connect() as db:
         db.execute(text("SELECT * FROM no_such_table WHERE a = :v"), {"v": "secret content"})
 
-    # I expect the error (what a log prints) not to carry the value
+    # I expect the error not to carry the value, and what logs and job errors print (redacted)
+    # not to carry the statement either
     assert "secret content" not in str(raised.value)
+    assert "SELECT" in str(raised.value) and "SELECT" not in redact(str(raised.value))
 
 
 # --- dates ------------------------------------------------------------------------------------
