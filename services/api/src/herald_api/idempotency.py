@@ -19,6 +19,7 @@ than any request may run (gunicorn's worker timeout).
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,8 @@ from herald_common.errors import Conflict, FieldError, InvalidInput
 from herald_common.models import IdempotencyKey
 from herald_common.models.idempotency import IDEMPOTENCY_TTL
 from herald_common.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -203,13 +206,18 @@ class IdempotencyMiddleware:
         if key is None:
             return
         tenant_id = req.context.tenant_id
-        if req_succeeded and 200 <= resp.status_code < 300:
-            body = resp.render_body()
-            answer = Stored(
-                resp.status_code,
-                body.decode() if body is not None else None,
-                resp.get_header("Location"),
-            )
-            self._store.keep(tenant_id, key, answer, utcnow())
-        else:
-            self._store.release(tenant_id, key)
+        try:
+            if req_succeeded and 200 <= resp.status_code < 300:
+                body = resp.render_body()
+                answer = Stored(
+                    resp.status_code,
+                    body.decode() if body is not None else None,
+                    resp.get_header("Location"),
+                )
+                self._store.keep(tenant_id, key, answer, utcnow())
+            else:
+                self._store.release(tenant_id, key)
+        except Exception:
+            # The work is done and its answer must reach the client; the key, left held, is
+            # taken over after IN_FLIGHT_TIMEOUT.
+            log.exception("idempotency: the answer under a key was not kept")
