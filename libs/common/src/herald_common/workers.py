@@ -27,6 +27,7 @@ from herald_common.logs import configure_logging
 from herald_common.multiproc import use_metrics_dir
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings, get_settings
+from herald_common.webhooks import Events, events_for
 
 T = TypeVar("T")
 
@@ -64,6 +65,10 @@ class Deps:
     broker: Broker
     engine: Callable[[], Engine]
     platforms: Callable[[], PlatformRegistry]
+
+    def events(self) -> Events:
+        """Tenants' outcome webhooks on this process's engine and broker (built once)."""
+        return events_for(self.engine(), self.broker, self.settings)
 
 
 def service_deps(settings: Settings, broker: Broker) -> Deps:

@@ -13,7 +13,14 @@ from sqlalchemy.engine import Engine
 
 from herald_api.auth import ApiKeys
 from herald_api.errors import add_error_handlers
-from herald_api.middleware import AuthMiddleware, MetricsMiddleware, RequestIdMiddleware
+from herald_api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from herald_api.limiting import RateLimiter, TenantLimitsMiddleware
+from herald_api.middleware import (
+    AuthMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+    TextParamsMiddleware,
+)
 from herald_api.routes import build_routes, check_route, public_paths
 from herald_common.broker import build_broker
 from herald_common.db import create_db_engine
@@ -29,15 +36,23 @@ def create_app(
     broker: Broker,
     platforms: PlatformRegistry,
     api_keys: ApiKeys | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> falcon.App:
     """The API, serving the routing table with these collaborators (`api_keys`: the key
-    checker, by default one caching rows for API_KEY_CACHE_SECONDS)."""
+    checker, by default one caching rows for API_KEY_CACHE_SECONDS; `rate_limiter`: by
+    default on the broker's Redis, or in memory without one)."""
     routes = build_routes(engine=engine, broker=broker, platforms=platforms, settings=settings)
     keys = api_keys or ApiKeys(engine, ttl=settings.api_key_cache_seconds)
     middleware: list[Any] = [
         MetricsMiddleware(),
         RequestIdMiddleware(),
         AuthMiddleware(keys, public_paths(routes)),
+        TenantLimitsMiddleware(
+            rate_limiter or RateLimiter.from_settings(settings),
+            max_active_jobs=settings.max_active_jobs_per_tenant,
+        ),
+        TextParamsMiddleware(),
+        IdempotencyMiddleware(IdempotencyStore(engine)),
     ]
     app = falcon.App(middleware=middleware)
     add_error_handlers(app)

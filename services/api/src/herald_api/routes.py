@@ -57,7 +57,15 @@ from herald_common.settings import Settings
 
 
 def _domains() -> tuple[DomainRoutes, ...]:
-    from herald_api.resources import analytics, approvals, brands, content, images, jobs
+    from herald_api.resources import (
+        analytics,
+        approvals,
+        brands,
+        content,
+        images,
+        jobs,
+        webhooks,
+    )
 
     return (
         brands.routes,
@@ -66,6 +74,7 @@ def _domains() -> tuple[DomainRoutes, ...]:
         approvals.routes,
         images.routes,
         analytics.routes,
+        webhooks.routes,
     )
 
 
@@ -241,7 +250,7 @@ def build_routes(
                     RefreshRequestedOut,
                     status=202,
                     body=AdminRefreshBody,
-                    errors=(403,),
+                    errors=(403, 404),  # 404: no such account or tenant
                 ),
             ),
             tag="admin",

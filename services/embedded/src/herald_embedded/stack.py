@@ -21,7 +21,7 @@ import httpx
 
 BIN = Path(sys.executable).parent
 #: The worker services besides the publisher and the token-refresher, by command suffix.
-WORKER_SERVICES = ("content", "approval", "image", "analytics")
+WORKER_SERVICES = ("content", "approval", "image", "analytics", "webhooks")
 T = TypeVar("T")
 
 

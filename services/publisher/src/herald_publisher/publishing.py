@@ -59,6 +59,7 @@ from herald_common.tokens import (
     request_refresh,
     waiting_reason,
 )
+from herald_common.webhooks import Events
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ class Publisher:
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
     pacer: Pacer | None = None  # None: no pacing
+    #: Tenants' outcome webhooks (None: none emitted). With no endpoints a tenant costs no
+    #: statement: whether it has any is known in memory.
+    events: Events | None = None
     hot: Hot = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -128,6 +132,7 @@ class Publisher:
                 target_id=target_id,
                 claimed_version=claim.version,
                 reason="the publish call ended unexpectedly",
+                events=self.events,
             )
             return Result(status.value) if status else Result.LOST
         if not self._record(claim, outcome):
@@ -135,6 +140,8 @@ class Publisher:
             return Result.LOST
         if outcome.auth is not None:
             self._after_auth_failure(claim.account, outcome)
+        if self.events is not None:
+            self.events.target_settled(claim, outcome)
         if outcome.status == TargetStatus.PUBLISHED:
             log.debug("publish: target %s → published", target_id)
         else:
@@ -388,10 +395,13 @@ class Publisher:
                 else col(Account.refreshed_at).is_(None)
             )
             where = [col(Account.status) == AccountStatus.ACTIVE, same_tokens]
-            if mark_needs_reauth(session, account, reason, now, where=where):
+            marked = mark_needs_reauth(session, account, reason, now, where=where)
+            if marked:
                 ACCOUNTS_NEEDING_REAUTH.labels(account.platform, "publish").inc()
             else:
                 release_held_targets(session, account, now)
+        if marked and self.events is not None:
+            self.events.account_needs_reauth(account, reason, now)
 
     def _wait(self, claim: Claim, exc: Waiting) -> Outcome:
         """A rate limit, a quota, or a post still processing: wait without spending an attempt,
