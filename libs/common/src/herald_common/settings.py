@@ -208,6 +208,8 @@ class Settings(BaseSettings):
     # Each API process keeps the API-key rows it read this long: a revoked key stops working
     # within it. 0: every request reads its key's row.
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
+    # The operator's console (/admin): how long a sign-in lasts.
+    console_session_seconds: float = Field(default=8 * 3600.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("token_refresh_cron", "cleanup_cron")
@@ -244,6 +246,10 @@ class Settings(BaseSettings):
     def required_queues(self) -> list[str]:
         """HEALTH_REQUIRED_QUEUES as a list."""
         return [q.strip() for q in self.health_required_queues.split(",") if q.strip()]
+
+    def cron_schedule(self) -> dict[str, str]:
+        """Every cron entry the scheduler fires, by name, with its expression (UTC)."""
+        return {"token-refresh-weekly": self.token_refresh_cron, "clean-up": self.cleanup_cron}
 
     def concurrency_for(self, queue: str, default: int) -> int:
         """The worker concurrency for a queue: its own override, else the global one, else default."""

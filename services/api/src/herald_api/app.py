@@ -11,6 +11,7 @@ import falcon
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_api import console
 from herald_api.auth import ApiKeys
 from herald_api.errors import add_error_handlers
 from herald_api.middleware import AuthMiddleware, MetricsMiddleware, RequestIdMiddleware
@@ -34,16 +35,20 @@ def create_app(
     checker, by default one caching rows for API_KEY_CACHE_SECONDS)."""
     routes = build_routes(engine=engine, broker=broker, platforms=platforms, settings=settings)
     keys = api_keys or ApiKeys(engine, ttl=settings.api_key_cache_seconds)
+    # The console's pages check their own session cookie, not a bearer key.
+    pages = console.pages(engine=engine, broker=broker, settings=settings)
     middleware: list[Any] = [
         MetricsMiddleware(),
         RequestIdMiddleware(),
-        AuthMiddleware(keys, public_paths(routes)),
+        AuthMiddleware(keys, public_paths(routes) | {page.path for page in pages}),
     ]
     app = falcon.App(middleware=middleware)
     add_error_handlers(app)
     for route in routes:
         check_route(route)
         app.add_route(route.path, route.resource, suffix=route.suffix)
+    for page in pages:
+        app.add_route(page.path, page.resource, suffix=page.suffix)
     return app
 
 

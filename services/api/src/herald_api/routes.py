@@ -9,6 +9,7 @@ from __future__ import annotations
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_api.assets import Assets
 from herald_api.resources.accounts import AccountCollection, AccountItem
 from herald_api.resources.connect import (
     AccountRefresh,
@@ -57,7 +58,7 @@ from herald_common.settings import Settings
 
 
 def _domains() -> tuple[DomainRoutes, ...]:
-    from herald_api.resources import analytics, approvals, brands, content, images, jobs
+    from herald_api.resources import analytics, approvals, brands, content, images, jobs, keys
 
     return (
         brands.routes,
@@ -66,6 +67,7 @@ def _domains() -> tuple[DomainRoutes, ...]:
         approvals.routes,
         images.routes,
         analytics.routes,
+        keys.routes,
     )
 
 
@@ -143,6 +145,21 @@ def build_routes(
             "/docs",
             Docs("/openapi.json"),
             (Operation("get", "API reference (HTML)", None, public=True, media_type="text/html"),),
+            tag="docs",
+        ),
+        Route(
+            "/assets/{name}",
+            Assets(),
+            (
+                Operation(
+                    "get",
+                    "A file the docs and the console load (served by Herald, never a CDN)",
+                    None,
+                    public=True,
+                    media_type="text/javascript",
+                    errors=(404,),
+                ),
+            ),
             tag="docs",
         ),
         Route(

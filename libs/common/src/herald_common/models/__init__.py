@@ -4,6 +4,7 @@ from herald_common.models.accounts import Account, AccountStatus, OAuthState
 from herald_common.models.analytics import MetricSnapshot
 from herald_common.models.approvals import Approval, ApprovalNotice, ApprovalStatus
 from herald_common.models.brands import Brand
+from herald_common.models.console import ConsoleSession
 from herald_common.models.cron import CronRun
 from herald_common.models.images import Image
 from herald_common.models.jobs import Job, JobStatus
@@ -30,6 +31,7 @@ __all__ = [
     "Attempt",
     "AttemptOutcome",
     "Brand",
+    "ConsoleSession",
     "CronRun",
     "Image",
     "Job",
