@@ -2,7 +2,11 @@
 for /docs), served from the package, so no page needs anything from the internet.
 
 Vendored: Redoc 2.5.4 (`redoc.standalone.js`, MIT, `redoc.LICENSE`; the licences of what it
-bundles in `redoc.standalone.js.LICENSE.txt`), from the npm package `redoc@2.5.4`.
+bundles in `redoc.standalone.js.LICENSE.txt`), from the npm package `redoc@2.5.4`
+(`npm pack redoc@2.5.4`, `package/bundles/`), with one change: its sidebar footer loads
+Redocly's logo from their CDN, so that image's URL is an empty inline SVG instead
+(`src:"https://cdn.redoc.ly/redoc/logo-mini.svg"` → `src:"data:image/svg+xml,…"`); the footer's
+"API docs by Redocly" link stays.
 """
 
 from __future__ import annotations
