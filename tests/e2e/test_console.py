@@ -22,6 +22,7 @@ import redis
 from dramatiq import Message
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from herald_common.db import create_db_engine
 from herald_common.queues import RedisQueueStore
@@ -110,6 +111,24 @@ def tenant_of(stack: Stack, admin_key: str) -> str:
     return next(k["tenant_id"] for k in listed if k["prefix"] == prefix)
 
 
+def post_later(tenant: httpx.Client, account_id: str, content: str) -> dict:
+    """A post on the account an hour ahead, through the API."""
+    at = iso(datetime.now(UTC) + timedelta(hours=1))
+    body = {"content": content, "account_ids": [account_id], "scheduled_at": at}
+    return post_json(tenant, "/v1/posts", body)
+
+
+def set_target(engine: Engine, target_id: str, assignments: str) -> int:
+    """Put a target where a crash would have left it (test set-up); its version after."""
+    with engine.begin() as connection:
+        return int(
+            connection.execute(
+                text(f"UPDATE targets SET {assignments} WHERE id = :id RETURNING version"),
+                {"id": target_id},
+            ).scalar_one()
+        )
+
+
 def accept_dialogs(page: Page) -> None:
     page.on("dialog", lambda dialog: dialog.accept())
 
@@ -157,24 +176,13 @@ def test_an_operator_runs_herald_from_the_console(
 
     # Given a publish message that died (a target queued, its message dead-lettered with why)
     engine = create_db_engine(pg_url)
-    lost = post_json(
-        tenant,
-        "/v1/posts",
-        {
-            "content": "Back from the dead",
-            "account_ids": [account_id],
-            "scheduled_at": iso(datetime.now(UTC) + timedelta(hours=1)),
-        },
-    )
+    lost = post_later(tenant, account_id, "Back from the dead")
     target_id = lost["targets"][0]["id"]
-    with engine.begin() as connection:
-        version = connection.execute(
-            text(
-                "UPDATE targets SET status = 'queued', version = version + 1, due_at = now(), "
-                "queued_at = now() WHERE id = :id RETURNING version"
-            ),
-            {"id": target_id},
-        ).scalar_one()
+    version = set_target(
+        engine,
+        target_id,
+        "status = 'queued', version = version + 1, due_at = now(), queued_at = now()",
+    )
     raw = redis.Redis.from_url(redis_server_url)
     dead = Message(
         queue_name="publish",
@@ -206,25 +214,14 @@ def test_an_operator_runs_herald_from_the_console(
     expect(page.locator(f'[data-target="{target_id}"] .target-status')).to_have_text("published")
 
     # Given a target left unknown (its worker died mid-call where the platform cannot be asked)
-    unsure = post_json(
-        tenant,
-        "/v1/posts",
-        {
-            "content": "Did it go out?",
-            "account_ids": [account_id],
-            "scheduled_at": iso(datetime.now(UTC) + timedelta(hours=1)),
-        },
-    )
+    unsure = post_later(tenant, account_id, "Did it go out?")
     unknown_id = unsure["targets"][0]["id"]
-    with engine.begin() as connection:
-        connection.execute(
-            text(
-                "UPDATE targets SET status = 'unknown', finished_at = now(), updated_at = now(), "
-                "error = 'the worker stopped mid-call and the platform cannot be asked' "
-                "WHERE id = :id"
-            ),
-            {"id": unknown_id},
-        )
+    set_target(
+        engine,
+        unknown_id,
+        "status = 'unknown', finished_at = now(), updated_at = now(), "
+        "error = 'the worker stopped mid-call and the platform cannot be asked'",
+    )
     engine.dispose()
     # When the operator finds it among the posts that need a person, and says it went out
     page.get_by_role("link", name="Needs a person").click()

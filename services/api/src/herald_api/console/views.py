@@ -111,6 +111,29 @@ class Console:
             operator=operator, queues=queue_names(), **context
         )
 
+    def refuse(self, resp: falcon.Response, operator: Operator, exc: HeraldError) -> None:
+        """The error page, saying why (404 for what is not there, 422, else 409)."""
+        self.render(resp, "error.html", operator=operator, status=_status(exc), message=_words(exc))
+
+    def show(
+        self,
+        req: falcon.Request,
+        resp: falcon.Response,
+        template: str,
+        read: Callable[[], dict[str, Any]],
+    ) -> None:
+        """A page for the signed-in operator with what `read` gathers (and what the previous
+        action did); the sign-in page for anyone else."""
+        operator = self.page(req, resp)
+        if operator is None:
+            return
+        try:
+            context = read()
+        except HeraldError as exc:
+            self.refuse(resp, operator, exc)
+            return
+        self.render(resp, template, operator=operator, done=done_message(req), **context)
+
     def redirect(self, resp: falcon.Response, location: str) -> None:
         headers(resp)
         resp.status = 303
@@ -167,9 +190,7 @@ class Console:
         try:
             done = work(operator, form)
         except HeraldError as exc:
-            self.render(
-                resp, "error.html", operator=operator, status=_status(exc), message=_words(exc)
-            )
+            self.refuse(resp, operator, exc)
             return
         joiner = "&" if "?" in then else "?"
         self.redirect(resp, f"{then}{joiner}{urlencode({'done': done})}")
@@ -312,9 +333,7 @@ class Overview:
         }
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        operator = self._console.page(req, resp)
-        if operator is not None:
-            self._console.render(resp, "overview.html", operator=operator, **self._reading())
+        self._console.show(req, resp, "overview.html", self._reading)
 
     def on_get_live(self, req: falcon.Request, resp: falcon.Response) -> None:
         operator = self._console.operator(req)
@@ -336,36 +355,21 @@ class QueuePage:
         self._console = console
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        operator = self._console.page(req, resp)
-        if operator is None:
-            return
         state = req.get_param("state") or "failed"
-        if state not in STATES:
-            state = "failed"
         offset = max(0, req.get_param_as_int("offset") or 0)
-        try:
+
+        def read() -> dict[str, Any]:
             detail = queues.queue_detail(
                 queue_store(self._console.broker),
                 self._console.settings,
                 name,
-                state=state,
+                state=state if state in STATES else "failed",
                 offset=offset,
                 limit=console.PAGE,
             )
-        except NotFound as exc:
-            self._console.render(
-                resp, "error.html", operator=operator, status=404, message=exc.message
-            )
-            return
-        self._console.render(
-            resp,
-            "queue.html",
-            operator=operator,
-            q=detail,
-            states=STATES,
-            clearable=CLEARABLE,
-            done=done_message(req),
-        )
+            return {"q": detail, "states": STATES, "clearable": CLEARABLE}
+
+        self._console.show(req, resp, "queue.html", read)
 
     def on_post_retry(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         def work(_: Operator, form: dict[str, str]) -> str:
@@ -398,14 +402,11 @@ class Attention:
         self._console = console
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        operator = self._console.page(req, resp)
-        if operator is None:
-            return
-        with session_scope(self._console.engine) as session:
-            found = console.needing_a_person(session)
-        self._console.render(
-            resp, "attention.html", operator=operator, done=done_message(req), **found
-        )
+        def read() -> dict[str, Any]:
+            with session_scope(self._console.engine) as session:
+                return dict(console.needing_a_person(session))
+
+        self._console.show(req, resp, "attention.html", read)
 
 
 def _post(session: Session, post_id: str) -> Post:
@@ -422,27 +423,15 @@ class PostPage:
         self._console = console
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
-        operator = self._console.page(req, resp)
-        if operator is None:
-            return
-        try:
+        def read() -> dict[str, Any]:
             with session_scope(self._console.engine) as session:
                 post = _post(session, post_id)
-                detail = posts.describe_detail(session, post)
-                tenant = keys.get_tenant(session, post.tenant_id).name
-        except NotFound as exc:
-            self._console.render(
-                resp, "error.html", operator=operator, status=404, message=exc.message
-            )
-            return
-        self._console.render(
-            resp,
-            "post.html",
-            operator=operator,
-            post=detail,
-            tenant=tenant,
-            done=done_message(req),
-        )
+                return {
+                    "post": posts.describe_detail(session, post),
+                    "tenant": keys.get_tenant(session, post.tenant_id).name,
+                }
+
+        self._console.show(req, resp, "post.html", read)
 
     def on_post_retry(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
         def work(_: Operator, form: dict[str, str]) -> str:
@@ -537,9 +526,7 @@ class Tenants:
                         session, form.get("tenant_id", ""), name=name[:200], is_admin=admin
                     )
         except HeraldError as exc:
-            self._console.render(
-                resp, "error.html", operator=operator, status=_status(exc), message=_words(exc)
-            )
+            self._console.refuse(resp, operator, exc)
             return
         self._show(req, resp, operator, issued)
 
@@ -562,9 +549,8 @@ class Cron:
         self._console = console
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        operator = self._console.page(req, resp)
-        if operator is None:
-            return
-        with session_scope(self._console.engine) as session:
-            found = console.cron(session, self._console.settings, utcnow())
-        self._console.render(resp, "cron.html", operator=operator, **found)
+        def read() -> dict[str, Any]:
+            with session_scope(self._console.engine) as session:
+                return console.cron(session, self._console.settings, utcnow())
+
+        self._console.show(req, resp, "cron.html", read)
