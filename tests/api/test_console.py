@@ -18,7 +18,7 @@ from herald_api.services.console import MASKED, mask, percentile
 from herald_common.db import session_scope
 from herald_common.errors import Forbidden, Unauthorized
 from herald_common.timeutil import utcnow
-from tests.api.conftest import Tenant
+from tests.api.conftest import Tenant, future, iso
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -278,3 +278,73 @@ def test_docs_and_assets_are_served_by_herald(browser: TestClient) -> None:
     assert "MIT" in browser.simulate_get("/assets/redoc.LICENSE").text
     assert browser.simulate_get("/assets/..%2Fapp.py").status_code == 404
     assert browser.simulate_get("/assets/console.css").status_code == 200
+
+
+def test_a_failed_target_is_listed_with_its_reason_and_retried(
+    browser: TestClient, admin_key: str, make_account, make_post, set_target, client: TestClient
+) -> None:
+    # Given a post whose target failed for a reason the platform gave
+    account = make_account("brand")
+    post = make_post([account["id"]], scheduled_at=iso(future(hours=1)))
+    target_id = post["targets"][0]["id"]
+    set_target(target_id, status="failed", error="duplicate status", finished_at=utcnow())
+    cookie, csrf = session_of(browser, admin_key)
+    # When the operator opens the posts that need a person
+    page = browser.simulate_get("/admin/attention", cookies={"herald_console": cookie})
+    # I expect it there with the platform's reason, and its timeline one click away
+    assert f'data-target="{target_id}"' in page.text and "duplicate status" in page.text
+    timeline = browser.simulate_get(
+        f"/admin/posts/{post['id']}", cookies={"herald_console": cookie}
+    )
+    assert timeline.status_code == 200 and "duplicate status" in timeline.text
+    # and once retried, it is on its way again
+    retried = post_form(browser, f"/admin/posts/{post['id']}/retry", cookie, f"csrf_token={csrf}")
+    assert retried.status_code == 303
+    assert retried.headers["location"].endswith("done=post-retried%3A1")
+    status = client.simulate_get(f"/v1/posts/{post['id']}").json["targets"][0]["status"]
+    assert status in ("scheduled", "queued")
+    # A second retry has nothing to retry: the page says why instead of failing
+    again = post_form(browser, f"/admin/posts/{post['id']}/retry", cookie, f"csrf_token={csrf}")
+    assert again.status_code == 409 and "nothing to retry" in again.text
+    # and a post that does not exist is a 404 page
+    missing = browser.simulate_get("/admin/posts/nope", cookies={"herald_console": cookie})
+    assert missing.status_code == 404
+
+
+def test_a_queue_page_shows_a_dead_letter_with_its_payload_masked(
+    browser: TestClient, admin_key: str, broker
+) -> None:
+    from dramatiq import Message
+
+    # Given a dead letter on the in-process broker, whose payload quotes a token
+    message = Message(
+        queue_name="publish",
+        actor_name="publish_target",
+        args=(),
+        kwargs={"target_id": "t1", "version": 1, "access_token": "s3cr3t-value"},
+        options={},
+    )
+    broker.dead_letters_by_queue["publish"].append(message)
+    cookie, csrf = session_of(browser, admin_key)
+    page = browser.simulate_get(
+        "/admin/queues/publish?state=failed", cookies={"herald_console": cookie}
+    )
+    assert page.status_code == 200
+    assert "t1" in page.text and "s3cr3t-value" not in page.text and MASKED in page.text
+    # Clearing the dead letters drops it
+    cleared = post_form(
+        browser, "/admin/queues/publish/clear", cookie, f"state=failed&csrf_token={csrf}"
+    )
+    assert cleared.status_code == 303 and "done=cleared%3A1" in cleared.headers["location"]
+    assert not broker.dead_letters_by_queue["publish"]
+    # A state that cannot be cleared, and a queue that does not exist, are refused in words
+    assert (
+        post_form(
+            browser, "/admin/queues/publish/clear", cookie, f"state=active&csrf_token={csrf}"
+        ).status_code
+        == 422
+    )
+    assert (
+        browser.simulate_get("/admin/queues/nope", cookies={"herald_console": cookie}).status_code
+        == 404
+    )
