@@ -348,3 +348,17 @@ def test_a_queue_page_shows_a_dead_letter_with_its_payload_masked(
         browser.simulate_get("/admin/queues/nope", cookies={"herald_console": cookie}).status_code
         == 404
     )
+
+
+def test_behind_a_tls_proxy_the_cookies_are_secure(
+    settings, engine: Engine, broker, platforms, admin_key: str
+) -> None:
+    # Given an API whose users reach it over https, through a proxy that hands it plain HTTP
+    from herald_api.app import create_app
+
+    behind = settings.model_copy(update={"public_url": "https://herald.example"})
+    browser = TestClient(create_app(behind, engine=engine, broker=broker, platforms=platforms))
+    # I expect the cookies marked Secure all the same
+    signed = sign_in(browser, admin_key)
+    assert signed.status_code == 303
+    assert signed.cookies[console_sessions.COOKIE].secure

@@ -1,8 +1,9 @@
 """The console's sign-in: an admin API key opens a session kept in a cookie; CSRF tokens.
 
 - A session is a row (`console_sessions`) found by the SHA-256 of a 256-bit random token; the
-  cookie holds the token (HttpOnly, SameSite=Strict, Secure when served over TLS, path
-  /admin). Each request reads the row joined with its key, so signing out, the session's end
+  cookie holds the token (HttpOnly, SameSite=Strict, path /admin, and Secure when the request
+  came over TLS or PUBLIC_URL is https: behind a proxy that ends TLS, the API may see plain
+  HTTP). Each request reads the row joined with its key, so signing out, the session's end
   or the key's revocation refuse it at once (not after the API's key cache).
 - Only an admin key opens one; a tenant's key is refused.
 - Every form carries the session's synchronizer token, compared in constant time; the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +29,11 @@ from sqlmodel import col, select
 
 from herald_api.auth import ApiKeys
 from herald_common.db import session_scope
-from herald_common.errors import Forbidden
+from herald_common.errors import Forbidden, Unauthorized
 from herald_common.models import ApiKey, ConsoleSession
 from herald_common.timeutil import utcnow
 
+log = logging.getLogger(__name__)
 COOKIE = "herald_console"
 SIGN_IN_COOKIE = "herald_console_sign_in"
 PATH = "/admin"
@@ -59,15 +62,22 @@ def same_origin(req: falcon.Request) -> bool:
 
 
 def set_cookie(
-    req: falcon.Request, resp: falcon.Response, name: str, value: str, max_age: int
+    req: falcon.Request,
+    resp: falcon.Response,
+    name: str,
+    value: str,
+    max_age: int,
+    *,
+    tls: bool = False,
 ) -> None:
-    """A console cookie: HttpOnly, SameSite=Strict, path /admin, Secure over TLS."""
+    """A console cookie: HttpOnly, SameSite=Strict, path /admin, Secure over TLS (or when
+    `tls` says the browser reaches Herald over it)."""
     resp.set_cookie(
         name,
         value,
         max_age=max_age,
         path=PATH,
-        secure=req.scheme == "https",
+        secure=tls or req.scheme == "https",
         http_only=True,
         same_site="Strict",
     )
@@ -113,8 +123,13 @@ class Sessions:
     def sign_in(self, api_key: str) -> str:
         """A new session's token for an admin key; Unauthorized for a key that is missing,
         wrong or revoked, Forbidden for a tenant's key."""
-        principal = self._keys.authenticate(api_key.strip() or None)
+        try:
+            principal = self._keys.authenticate(api_key.strip() or None)
+        except Unauthorized:
+            log.warning("console: a sign-in with a missing, unknown or revoked key was refused")
+            raise
         if not principal.is_admin:
+            log.warning("console: a tenant's key (%s) was refused", principal.key_id)
             raise Forbidden("this is a tenant's API key: only an admin key may sign in")
         token, now = secrets.token_urlsafe(32), self._clock()
         with session_scope(self._engine) as session:
@@ -129,6 +144,7 @@ class Sessions:
                     expires_at=now + self._lifetime,
                 )
             )
+        log.info("console: signed in with admin key %s", principal.key_id)
         return token
 
     def find(self, token: str | None) -> Operator | None:

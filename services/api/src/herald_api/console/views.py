@@ -91,6 +91,8 @@ class Console:
         self.settings = settings
         self.sessions = sessions
         self.env = env or templates()
+        #: The browser reaches Herald over TLS even if a proxy hands us plain HTTP.
+        self.tls = settings.public_url.startswith("https://")
 
     # --- answering ---------------------------------------------------------------------
 
@@ -264,7 +266,9 @@ class SignIn:
     ) -> None:
         # The double-submit token: a cookie and the form's field must match.
         token = secrets.token_urlsafe(32)
-        sessions.set_cookie(req, resp, sessions.SIGN_IN_COOKIE, token, max_age=3600)
+        sessions.set_cookie(
+            req, resp, sessions.SIGN_IN_COOKIE, token, max_age=3600, tls=self._console.tls
+        )
         self._console.render(resp, "sign_in.html", csrf_token=token, error=error, status=status)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -288,7 +292,12 @@ class SignIn:
             return
         sessions.clear_cookie(req, resp, sessions.SIGN_IN_COOKIE)
         sessions.set_cookie(
-            req, resp, sessions.COOKIE, token, max_age=self._console.sessions.lifetime_seconds
+            req,
+            resp,
+            sessions.COOKIE,
+            token,
+            max_age=self._console.sessions.lifetime_seconds,
+            tls=self._console.tls,
         )
         self._console.redirect(resp, "/admin/overview")
 

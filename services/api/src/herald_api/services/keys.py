@@ -7,6 +7,7 @@ console sessions it opened end at once.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from herald_common.errors import NotFound
 from herald_common.models import ApiKey, ConsoleSession, Tenant
 from herald_common.timeutil import utcnow
 
+log = logging.getLogger(__name__)
 #: The most rows a listing returns (an operator's page, not an export).
 LIST_LIMIT = 500
 
@@ -70,6 +72,7 @@ def revoke_key(session: Session, key_id: str, *, now: datetime | None = None) ->
     if key.revoked_at is None:
         key.revoked_at = now or utcnow()
         session.add(key)
+        log.info("API key %s (prefix %s) of tenant %s revoked", key.id, key.prefix, key.tenant_id)
     session.execute(delete(ConsoleSession).where(col(ConsoleSession.key_id) == key_id))
     session.flush()
     return key
