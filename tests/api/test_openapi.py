@@ -56,6 +56,10 @@ EXPECTED = {
     "/v1/analytics": {"get"},
     "/v1/analytics/pull": {"post"},
     "/v1/posts/{post_id}/analytics": {"get"},
+    "/assets/{name}": {"get"},
+    "/v1/admin/tenants": {"get", "post"},
+    "/v1/admin/keys": {"get", "post"},
+    "/v1/admin/keys/{key_id}/revoke": {"post"},
 }
 
 

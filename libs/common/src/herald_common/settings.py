@@ -221,6 +221,8 @@ class Settings(BaseSettings):
     # long whether a tenant has endpoints, so a tenant without any costs no query per event.
     webhook_retry_seconds: float = Field(default=24 * 3600.0, gt=0)
     webhook_endpoints_cache_seconds: float = Field(default=10.0, ge=0)
+    # The operator's console (/admin): how long a sign-in lasts.
+    console_session_seconds: float = Field(default=8 * 3600.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("token_refresh_cron", "cleanup_cron")
@@ -257,6 +259,10 @@ class Settings(BaseSettings):
     def required_queues(self) -> list[str]:
         """HEALTH_REQUIRED_QUEUES as a list."""
         return [q.strip() for q in self.health_required_queues.split(",") if q.strip()]
+
+    def cron_schedule(self) -> dict[str, str]:
+        """Every cron entry the scheduler fires, by name, with its expression (UTC)."""
+        return {"token-refresh-weekly": self.token_refresh_cron, "clean-up": self.cleanup_cron}
 
     def concurrency_for(self, queue: str, default: int) -> int:
         """The worker concurrency for a queue: its own override, else the global one, else default."""

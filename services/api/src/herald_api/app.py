@@ -11,6 +11,7 @@ import falcon
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_api import console
 from herald_api.auth import ApiKeys
 from herald_api.errors import add_error_handlers
 from herald_api.idempotency import IdempotencyMiddleware, IdempotencyStore
@@ -43,10 +44,12 @@ def create_app(
     default on the broker's Redis, or in memory without one)."""
     routes = build_routes(engine=engine, broker=broker, platforms=platforms, settings=settings)
     keys = api_keys or ApiKeys(engine, ttl=settings.api_key_cache_seconds)
+    # The console's pages check their own session cookie, not a bearer key.
+    pages = console.pages(engine=engine, broker=broker, settings=settings)
     middleware: list[Any] = [
         MetricsMiddleware(),
         RequestIdMiddleware(),
-        AuthMiddleware(keys, public_paths(routes)),
+        AuthMiddleware(keys, public_paths(routes) | {page.path for page in pages}),
         TenantLimitsMiddleware(
             rate_limiter or RateLimiter.from_settings(settings),
             max_active_jobs=settings.max_active_jobs_per_tenant,
@@ -59,6 +62,8 @@ def create_app(
     for route in routes:
         check_route(route)
         app.add_route(route.path, route.resource, suffix=route.suffix)
+    for page in pages:
+        app.add_route(page.path, page.resource, suffix=page.suffix)
     return app
 
 

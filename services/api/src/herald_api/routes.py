@@ -9,6 +9,7 @@ from __future__ import annotations
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_api.assets import Assets
 from herald_api.resources.accounts import AccountCollection, AccountItem
 from herald_api.resources.connect import (
     AccountRefresh,
@@ -64,6 +65,7 @@ def _domains() -> tuple[DomainRoutes, ...]:
         content,
         images,
         jobs,
+        keys,
         webhooks,
     )
 
@@ -75,6 +77,7 @@ def _domains() -> tuple[DomainRoutes, ...]:
         images.routes,
         analytics.routes,
         webhooks.routes,
+        keys.routes,
     )
 
 
@@ -152,6 +155,21 @@ def build_routes(
             "/docs",
             Docs("/openapi.json"),
             (Operation("get", "API reference (HTML)", None, public=True, media_type="text/html"),),
+            tag="docs",
+        ),
+        Route(
+            "/assets/{name}",
+            Assets(),
+            (
+                Operation(
+                    "get",
+                    "A file the docs and the console load (served by Herald, never a CDN)",
+                    None,
+                    public=True,
+                    media_type="text/javascript",
+                    errors=(404,),
+                ),
+            ),
             tag="docs",
         ),
         Route(

@@ -79,7 +79,9 @@ def ensure_secret_key(settings: Settings, path: Path = KEY_FILE) -> Settings:
 
 
 def ensure_demo(engine: Engine, path: Path = DEMO_FILE) -> dict[str, str]:
-    """A demo tenant, key and sandbox account, made on first run and remembered in var/."""
+    """A demo tenant, key and sandbox account, made on first run and remembered in var/.
+
+    The key is an admin key, so the same key tries the API and opens the console."""
     if path.exists():
         demo = json.loads(path.read_text())
         with session_scope(engine) as session:
@@ -196,6 +198,7 @@ def banner(base: str, demo: dict[str, str]) -> str:
     return f"""
 Herald is running (embedded: SQLite, in-process broker, sandbox platform).
   API      {base}        docs {base}/docs
+  Console  {base}/admin  (sign in with this admin key)
   API key  {key}
   account  {demo["account_id"]}  (sandbox @demo)
 

@@ -208,8 +208,12 @@ def main() -> None:
     )
     try:
         stack.start()
+        # An operator's key besides the tenant's: the console and /v1/admin/ take only these.
+        admin_key = stack.create_tenant("operators", admin=True)
         print(f"Herald stack up: API {stack.base_url} (docs {stack.base_url}/docs)")
-        print(f"API key: {stack.api_key}\nlogs: {stack.logdir}", flush=True)
+        print(f"API key: {stack.api_key} (a tenant's)")
+        print(f"console: {stack.base_url}/admin (sign in with the admin key)")
+        print(f"admin key: {admin_key}\nlogs: {stack.logdir}", flush=True)
         for name in ("api", *stack.metrics_ports):
             print(f"metrics: {name:<16} {stack.metrics_url(name)}", flush=True)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})

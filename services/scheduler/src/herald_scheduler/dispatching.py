@@ -359,12 +359,13 @@ def sweeps(dispatcher: Dispatcher) -> list[Sweep]:
 
 
 def cron_entries(dispatcher: Dispatcher) -> list[CronEntry]:
-    """Every calendar job the scheduler runs: the one place they are declared."""
+    """Every calendar job the scheduler runs; their names and times are the settings'
+    `cron_schedule`, which the operator's console reads too."""
+    actions = {
+        "token-refresh-weekly": dispatcher.request_all_refreshes,
+        "clean-up": dispatcher.clean_up,
+    }
     return [
-        CronEntry(
-            "token-refresh-weekly",
-            dispatcher.settings.token_refresh_cron,
-            dispatcher.request_all_refreshes,
-        ),
-        CronEntry("clean-up", dispatcher.settings.cleanup_cron, dispatcher.clean_up),
+        CronEntry(name, expression, actions[name])
+        for name, expression in dispatcher.settings.cron_schedule().items()
     ]

@@ -4,6 +4,7 @@ from herald_common.models.accounts import Account, AccountStatus, OAuthState
 from herald_common.models.analytics import MetricSnapshot
 from herald_common.models.approvals import Approval, ApprovalNotice, ApprovalStatus
 from herald_common.models.brands import Brand
+from herald_common.models.console import ConsoleSession
 from herald_common.models.cron import CronRun
 from herald_common.models.idempotency import IdempotencyKey
 from herald_common.models.images import Image
@@ -32,6 +33,7 @@ __all__ = [
     "Attempt",
     "AttemptOutcome",
     "Brand",
+    "ConsoleSession",
     "CronRun",
     "IdempotencyKey",
     "Image",
