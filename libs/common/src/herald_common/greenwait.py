@@ -15,6 +15,7 @@ not this) keeps psycopg's own function.
 
 from __future__ import annotations
 
+import select
 import sys
 from typing import Any
 
@@ -31,18 +32,44 @@ def wait(gen: Any, fileno: int, interval: float | None = 0.0, timeout: float | N
     hub = get_hub()
     io = hub.loop.io
     try:
-        waiting_for = next(gen)
+        waiting_for = int(next(gen))
         while True:
+            if waiting_for != _READ and (ready := _ready_now(fileno, waiting_for)):
+                # A send (each statement queued in a pipeline waits to write) finds the socket
+                # writable at once: asking the loop would cost a turn behind every greenlet.
+                waiting_for = int(gen.send(ready))
+                continue
             # libev's READ and WRITE are psycopg's R and W (1 and 2). Woken for "either", it
             # answers "both": a side that is not ready yet is only tried again.
-            watcher = io(fileno, int(waiting_for))
+            watcher = io(fileno, waiting_for)
             try:
                 hub.wait(watcher)
             finally:
                 watcher.close()
-            waiting_for = gen.send(int(waiting_for))
+            waiting_for = int(gen.send(waiting_for))
     except StopIteration as done:
         return done.value
+
+
+_READ, _WRITE = 1, 2
+_POLL_EVENTS = {1: select.POLLIN, 2: select.POLLOUT, 3: select.POLLIN | select.POLLOUT}
+
+
+def _ready_now(fileno: int, waiting_for: int) -> int:
+    """What of `waiting_for` the socket is ready for right now (0: nothing), asked of the
+    kernel without waiting (the real poll, not gevent's)."""
+    poll = _unpatched_poll[0]()
+    poll.register(fileno, _POLL_EVENTS[waiting_for])
+    events = poll.poll(0)
+    if not events:
+        return 0
+    got = events[0][1]
+    if got & ~(select.POLLIN | select.POLLOUT):
+        return waiting_for  # an error or hang-up: let psycopg find it out by trying
+    return (_READ if got & select.POLLIN else 0) | (_WRITE if got & select.POLLOUT else 0)
+
+
+_unpatched_poll: list[Any] = []
 
 
 def use_on_gevent() -> bool:
@@ -54,5 +81,6 @@ def use_on_gevent() -> bool:
 
     if waiting.wait is not wait:
         _psycopg_wait[:] = [waiting.wait]
+        _unpatched_poll[:] = [monkey.get_original("select", "poll")]
         waiting.wait = wait
     return True
