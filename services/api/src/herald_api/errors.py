@@ -11,6 +11,9 @@ import logging
 from typing import Any
 
 import falcon
+import psycopg
+import redis
+import sqlalchemy.exc
 
 from herald_common.errors import (
     BadRequest,
@@ -142,8 +145,54 @@ def _handle_unexpected(
     )
 
 
+#: Seconds a client is told to wait when a store is unreachable (a restart or failover takes a
+#: few; `/ready` says when this process can reach them again).
+UNAVAILABLE_RETRY_AFTER = 5
+
+#: What a store that cannot be reached raises: the database (a connection refused or dropped,
+#: a server starting up or shutting down, a pool with no connection to give) and Redis.
+UNAVAILABLE: dict[type[Exception], str] = {
+    sqlalchemy.exc.OperationalError: "the database",
+    sqlalchemy.exc.InterfaceError: "the database",
+    sqlalchemy.exc.TimeoutError: "the database",
+    psycopg.OperationalError: "the database",
+    psycopg.InterfaceError: "the database",
+    redis.exceptions.ConnectionError: "the broker",
+    redis.exceptions.TimeoutError: "the broker",
+}
+
+
+def _handle_unavailable(
+    req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]
+) -> None:
+    """A store is unreachable: 503 with Retry-After, and one log line (no traceback: during an
+    outage every request fails the same way, and the driver's message says why)."""
+    store = next((name for cls, name in UNAVAILABLE.items() if isinstance(ex, cls)), "a store")
+    request_id = getattr(req.context, "request_id", None)
+    reason = str(getattr(ex, "orig", None) or ex).strip().splitlines()[0][:200]
+    log.warning(
+        "%s is unavailable on %s %s (request %s): %s: %s",
+        store,
+        req.method,
+        req.path,
+        request_id,
+        type(ex).__name__,
+        reason,
+    )
+    resp.status = 503
+    resp.set_header("Retry-After", str(UNAVAILABLE_RETRY_AFTER))
+    resp.media = error_body(
+        req,
+        "unavailable",
+        f"{store} is unavailable for the moment; try again in a few seconds (a create sent "
+        f"again with the same Idempotency-Key is made at most once)",
+    )
+
+
 def add_error_handlers(app: falcon.App) -> None:
     """Map every error to the one JSON shape. Falcon picks the handler of the nearest class."""
     app.add_error_handler(Exception, _handle_unexpected)
+    for cls in UNAVAILABLE:
+        app.add_error_handler(cls, _handle_unavailable)
     app.add_error_handler(falcon.HTTPError, _handle_http_error)
     app.add_error_handler(HeraldError, _handle_herald_error)
