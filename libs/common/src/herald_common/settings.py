@@ -91,7 +91,8 @@ class Settings(BaseSettings):
 
     # Connecting accounts (OAuth 2.0). Each platform's app is registered by the operator; a
     # platform whose client id is unset cannot be connected through OAuth. The callback URL to
-    # register is {public_url}/v1/accounts/connect/{platform}/callback.
+    # register is {public_url}/v1/accounts/connect/{platform}/callback. Unset, it follows
+    # API_HOST and API_PORT (see _public_url_follows_the_api).
     public_url: str = "http://127.0.0.1:8000"
     oauth_state_ttl_seconds: float = Field(default=900.0, gt=0)
     x_client_id: str | None = None
@@ -218,6 +219,16 @@ class Settings(BaseSettings):
         except CronSimError as exc:
             raise ValueError(f"not a cron expression ({exc})") from None
         return value
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_api(self) -> Settings:
+        # Image URLs and OAuth callbacks must reach the API where it listens: API_PORT=8080
+        # alone moves both. A wildcard host is reached on this machine's loopback.
+        if "public_url" not in self.model_fields_set:
+            host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+            host = f"[{host}]" if ":" in host else host
+            self.public_url = f"http://{host}:{self.api_port}"
+        return self
 
     @model_validator(mode="after")
     def _refuse_sqlite_in_production(self) -> Settings:

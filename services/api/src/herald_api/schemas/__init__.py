@@ -394,6 +394,12 @@ class PostDetailOut(PostOut):
     """A post, its targets and every target's attempts."""
 
     targets: list[TargetDetailOut]  # type: ignore[assignment]
+    notices: list[str] = Field(
+        default_factory=list,
+        description="What this request did besides what it asked, in plain words: an edit "
+        "of the text, media or brand withdraws the post's approval request, pending or "
+        "approved, and says so here.",
+    )
 
 
 class PostPage(Out):

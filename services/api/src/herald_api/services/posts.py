@@ -161,6 +161,7 @@ def describe_detail(session: Session, post: Post) -> PostDetailOut:
     return PostDetailOut.model_validate(
         {
             **_post_fields(post, latest_approvals(session, [post.id]).get(post.id)),
+            "notices": list(session.info.get(NOTICES, [])),
             "targets": [
                 TargetDetailOut.model_validate(
                     {**TargetOut.model_validate(t).model_dump(), "attempts": attempts[t.id]}
@@ -224,8 +225,17 @@ def latest_approval(session: Session, post_id: str) -> Approval | None:
     ).first()
 
 
+#: Where a request's changes note what they did besides what was asked (`notices`).
+NOTICES = "herald.notices"
+
+
 def withdraw(session: Session, approval: Approval, reason: str, now: datetime) -> None:
-    """The request no longer stands; `comment` keeps why (after the approver's own words)."""
+    """The request no longer stands; `comment` keeps why (after the approver's own words), and
+    the answer to the request that withdrew it says so (`notices`)."""
+    session.info.setdefault(NOTICES, []).append(
+        f"this withdrew the post's {approval.status} approval request ({reason}): submit it "
+        f"again (POST /v1/posts/{approval.post_id}/submit) before it can go out"
+    )
     approval.status = ApprovalStatus.WITHDRAWN
     approval.comment = f"{approval.comment} (withdrawn: {reason})" if approval.comment else reason
     approval.decided_at = approval.decided_at or now
