@@ -24,6 +24,7 @@ from herald_common.contracts import (
     Contract,
 )
 from herald_common.settings import Settings
+from herald_common.workers import shutdown_timeout_ms
 from tests.deploy.custom_resources import REDIS_TRIGGER_KEYS, SHAPES, shape_errors
 from tests.deploy.manifests import (
     ROOT,
@@ -297,6 +298,8 @@ def test_workers_get_time_to_finish_their_messages(resources: list[Resource]) ->
         grace = deployments[name]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         # Dramatiq finishes the messages in hand on SIGTERM: up to the time limit, then stops
         assert grace >= longest_ms / 1000 + 30, name
+        # and run_worker lets it wait that long (--worker-shutdown-timeout), within the grace
+        assert longest_ms <= shutdown_timeout_ms(worker.queues) <= (grace - 10) * 1000, name
         # and no rollout takes a pod away before its replacement is up
         assert deployments[name]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 

@@ -95,8 +95,22 @@ def run_worker(module: str, queues: list[str], argv: list[str] | None = None) ->
         expose_metrics(settings)
     launcher = _launcher(worker_pool(settings, queues))
     args = [*launcher, module, "--queues", *queues, "--threads", str(threads)]
+    # On SIGTERM the jobs in hand may run to their time limit (a month of posts: 30 min);
+    # Dramatiq's own default (10 min) would cut the longest short.
+    args += ["--worker-shutdown-timeout", str(shutdown_timeout_ms(queues))]
     args += ["--processes", processes, *(argv if argv is not None else sys.argv[1:])]
     os.execv(args[0], args)
+
+
+#: Beyond the longest time limit, for the stop itself (acks, heartbeats, ledger flush).
+SHUTDOWN_MARGIN_MS = 10_000
+
+
+def shutdown_timeout_ms(queues: list[str]) -> int:
+    """How long a stopping worker waits for its jobs in hand: the longest time limit of the
+    queues' contracts, and a margin. A pod's terminationGracePeriodSeconds must exceed it."""
+    longest = max(c.time_limit_ms for c in CONTRACTS if c.queue in queues)
+    return longest + SHUTDOWN_MARGIN_MS
 
 
 def worker_pool(settings: Settings, queues: list[str]) -> str:
