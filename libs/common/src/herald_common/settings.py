@@ -124,11 +124,13 @@ class Settings(BaseSettings):
     # long after its scheduled time, then fails with the reason.
     needs_reauth_max_wait_seconds: float = Field(default=48 * 3600.0, gt=0)
 
-    # Observability. Worker services and the scheduler serve /metrics on METRICS_HOST:PORT (the
-    # API serves it on its own port); worker services gather their processes' samples in
-    # METRICS_DIR (default: a fresh directory under the system's temporary one).
+    # Observability. Worker services and the scheduler serve /metrics on METRICS_HOST:PORT; the
+    # API on METRICS_HOST:API_METRICS_PORT, a port its Service does not expose (0: GET /metrics
+    # on the API's own port, as in `make run`); worker services gather their processes'
+    # samples in METRICS_DIR (default: a fresh directory under the system's temporary one).
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9191, ge=0, le=65535)
+    api_metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_dir: str | None = None
     # How often the scheduler reads queue depth, targets and accounts for its gauges.
     metrics_interval_seconds: float = Field(default=10.0, gt=0)
