@@ -212,6 +212,8 @@ class Settings(BaseSettings):
     # within it. 0: every request reads its key's row.
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
     log_level: str = "INFO"
+    # JSON lines (production, compose, `make stack`), or text for people (`make run`).
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("token_refresh_cron", "cleanup_cron")
     @classmethod

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from herald_common.logs import gunicorn_logconfig
 from herald_common.multiproc import use_metrics_dir
 from herald_common.settings import Settings
 
@@ -41,6 +42,8 @@ worker_class = "gthread"
 accesslog = "-"
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+# Its error and access lines in Herald's format (LOG_FORMAT), as the app's own.
+logconfig_dict = gunicorn_logconfig(_settings)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5

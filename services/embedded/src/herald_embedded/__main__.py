@@ -119,6 +119,8 @@ def main() -> None:
     settings: Settings = get_settings()
     if settings.broker_url:
         raise SystemExit("herald-embedded runs on the in-process broker: unset REDIS_URL")
+    if "log_format" not in settings.model_fields_set:  # lines for people, unless asked
+        settings = settings.model_copy(update={"log_format": "text"})
     configure_logging(settings)
     stop = threading.Event()
     stop_on_signals(stop)

@@ -336,6 +336,9 @@ class AttemptOut(Out):
     http_status: int | None
     error: str | None
     duration_ms: float | None
+    request_id: str | None = Field(
+        default=None, description="The API request whose message ran this try (X-Request-ID)."
+    )
 
 
 class TargetOut(Out):
@@ -354,6 +357,11 @@ class TargetOut(Out):
     error: str | None
     published_at: datetime | None
     updated_at: datetime
+    request_id: str | None = Field(
+        default=None,
+        description="The API request that last put it on the schedule (X-Request-ID): the "
+        "publisher's log lines and the attempts name it too.",
+    )
 
 
 class TargetDetailOut(TargetOut):

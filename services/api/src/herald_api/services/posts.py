@@ -65,6 +65,7 @@ from herald_common.lifecycle import (
     target_statuses,
 )
 from herald_common.lifecycle.tables import ACCOUNTS, POSTS, TARGETS
+from herald_common.logs import REQUEST_ID
 from herald_common.models import (
     Account,
     Approval,
@@ -474,6 +475,9 @@ def _move(
     (the caller's transaction rolls back) rather than leave the post half-changed.
     """
     session.flush()  # the move is a Core statement: what the session holds goes first
+    if status == TargetStatus.SCHEDULED:
+        # Its publish messages will carry this request's id (herald_common.logs).
+        values.setdefault("request_id", REQUEST_ID.get())
     moved = lifecycle.move(
         session, target.id, target.status, target.version, status, updated_at=now, **values
     )
@@ -589,6 +593,7 @@ def create_post(
             "due_at": due_at,
             "attempt_count": 0,
             "updated_at": now,
+            "request_id": REQUEST_ID.get(),
         }
         for target_id, account in zip(target_ids, accounts, strict=True)
     ]
@@ -787,6 +792,7 @@ def _set_accounts(
                     status=status,
                     due_at=due_at,
                     updated_at=now,
+                    request_id=REQUEST_ID.get(),
                 )
             )
     session.flush()
