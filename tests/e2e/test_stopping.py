@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,20 @@ from sqlalchemy.engine import make_url
 
 from herald_common.db import normalize_url
 from herald_embedded.stack import BIN, free_port, wait_for
+
+
+@contextmanager
+def started(argv: list[str], env: dict[str, str], out: Path, cwd: Path | None = None):  # type: ignore[no-untyped-def]
+    """The process, in a session of its own, its output in `out`; killed if still running."""
+    with out.open("wb") as log:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def term_twice(proc: subprocess.Popen[bytes]) -> float:
@@ -38,16 +53,7 @@ def test_make_run_stops_within_seconds_on_sigterm(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_"))}
     env.update({"API_PORT": str(port), "HERALD_ENV": "development", "PYTHONUNBUFFERED": "1"})
     out = tmp_path / "out.log"
-    with out.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(BIN / "herald-embedded")],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with started([str(BIN / "herald-embedded")], env, out, cwd=tmp_path) as proc:
 
         def up() -> bool:
             assert proc.poll() is None, out.read_text()
@@ -60,9 +66,6 @@ def test_make_run_stops_within_seconds_on_sigterm(tmp_path: Path) -> None:
 
         # When its process group gets SIGTERM, twice
         took = term_twice(proc)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
 
     # Then it stopped cleanly within a few seconds, and its start printed no warning
     printed = out.read_text()
@@ -97,15 +100,7 @@ def test_make_stack_creates_its_database_and_stops_gracefully(
     admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         # When `make stack` starts
-        with out.open("wb") as log:
-            proc = subprocess.Popen(
-                [str(BIN / "herald-stack")],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
+        with started([str(BIN / "herald-stack")], env, out) as proc:
 
             def api_key() -> str | None:
                 assert proc.poll() is None, out.read_text()
@@ -134,9 +129,6 @@ def test_make_stack_creates_its_database_and_stops_gracefully(
 
             wait_for(publishing, timeout=30, interval=0.05, what="the post to be publishing")
             took = term_twice(proc)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
 
         # Then it made its database, and stopped within seconds after the publish finished
         printed = out.read_text()
