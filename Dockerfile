@@ -1,7 +1,7 @@
 # One image for every Herald service: each Kubernetes Deployment (deploy/k8s) and each
-# compose.yaml service picks its command — gunicorn for the API, herald-scheduler, the six
+# compose.yaml service picks its command — gunicorn for the API, herald-scheduler, the seven
 # worker services (herald-publisher, herald-token-refresher, herald-content, herald-approval,
-# herald-image, herald-analytics), herald-admin for migrations. Build: `docker build -t herald .`
+# herald-image, herald-analytics, herald-webhooks), herald-admin for migrations. Build: `docker build -t herald .`
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -24,6 +24,7 @@ COPY services/content/pyproject.toml services/content/
 COPY services/approval/pyproject.toml services/approval/
 COPY services/image/pyproject.toml services/image/
 COPY services/analytics/pyproject.toml services/analytics/
+COPY services/webhooks/pyproject.toml services/webhooks/
 COPY services/embedded/pyproject.toml services/embedded/
 RUN uv sync --frozen --no-dev --all-packages --no-install-workspace
 # Then Herald's own packages, installed as wheels (not editable) so /src is not needed at run time.

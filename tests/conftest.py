@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import SQLModel
 
 from herald_common.db import create_db_engine, migrate, normalize_url, session_scope
+from herald_common.hot import Hot
 from herald_common.models import Account, Post, PostStatus, Target, TargetStatus, Tenant
 from herald_common.platforms import PublishResult
 from herald_common.settings import Settings
@@ -165,5 +167,6 @@ def stored(engine: Engine, result: PublishResult) -> PublishResult:
     sandbox's delivery row) written in a transaction of its own."""
     if result.with_outcome is None:
         return result
-    with engine.begin() as db:
-        return result.with_outcome(db)
+    with Hot(engine).transaction() as db:
+        result.with_outcome(db, None)
+    return replace(result, with_outcome=None)

@@ -39,15 +39,21 @@ class Tenant:
         return {"Authorization": f"Bearer {self.key}"}
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    # No Redis, whatever the environment says: the broker is Dramatiq's in-process stub.
+def api_settings(root: Path, **overrides: Any) -> Settings:
+    """Settings of an API on a SQLite file under `root`; no Redis, whatever the environment
+    says: the broker is Dramatiq's in-process stub."""
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'herald.db'}",
+        database_url=f"sqlite:///{root / 'herald.db'}",
         redis_url=None,
         redis_host=None,
         HERALD_SECRET_KEYS=generate_key(),
+        **overrides,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return api_settings(tmp_path)
 
 
 @pytest.fixture

@@ -85,6 +85,7 @@ def test_every_queue_is_listed_with_its_counts(admin) -> None:
         "approval",
         "analytics",
         "image",
+        "webhooks",
     ]
     publish = data[0]
     assert publish["concurrency"] == 100

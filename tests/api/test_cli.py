@@ -112,3 +112,33 @@ def test_a_malformed_key_is_refused_without_echoing_it() -> None:
     with pytest.raises(ValueError) as raised:
         CredentialBox("not-a-fernet-key-secret")
     assert "not-a-fernet-key-secret" not in str(raised.value)
+
+
+def test_keys_are_listed_made_and_revoked(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a tenant with an admin key, made the way the README says
+    assert main(["migrate"]) == 0
+    assert main(["create-tenant", "--name", "Ops", "--admin"]) == 0
+    capsys.readouterr()
+    assert main(["list-tenants"]) == 0
+    [ops] = json.loads(capsys.readouterr().out)["data"]
+    assert (ops["name"], ops["active_keys"], ops["admin_keys"]) == ("Ops", 1, 1)
+    # When a second key is made and listed
+    assert main(["create-key", "--tenant-id", ops["id"], "--name", "ci"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["api_key"].startswith(f"hrld_{made['prefix']}_") and not made["is_admin"]
+    assert main(["list-keys", "--tenant-id", ops["id"]]) == 0
+    listed = json.loads(capsys.readouterr().out)["data"]
+    assert {k["name"] for k in listed} == {"default", "ci"}
+    assert all("api_key" not in k and "key_hash" not in k for k in listed)
+    # Then revoking it marks it revoked, and an unknown id is an error in words
+    assert main(["revoke-key", made["id"]]) == 0
+    assert json.loads(capsys.readouterr().out)["revoked_at"] is not None
+    assert main(["revoke-key", "nope"]) == 1
+    assert "no API key nope" in capsys.readouterr().err
+
+
+def test_queue_commands_need_redis(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["queue-stats"]) == 2
+    assert "REDIS_URL" in capsys.readouterr().err

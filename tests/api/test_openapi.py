@@ -44,6 +44,10 @@ EXPECTED = {
     "/v1/posts/{post_id}/reject": {"post"},
     "/v1/posts/{post_id}/approvals": {"get"},
     "/v1/webhooks/signing-key": {"get"},
+    "/v1/webhooks": {"get", "post"},
+    "/v1/webhooks/{webhook_id}": {"get", "patch", "delete"},
+    "/v1/webhooks/{webhook_id}/deliveries": {"get"},
+    "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/resend": {"post"},
     "/v1/images": {"get", "post"},
     "/v1/images/{image_id}": {"get", "delete"},
     "/v1/images/{image_id}/content": {"get"},
@@ -52,6 +56,10 @@ EXPECTED = {
     "/v1/analytics": {"get"},
     "/v1/analytics/pull": {"post"},
     "/v1/posts/{post_id}/analytics": {"get"},
+    "/assets/{name}": {"get"},
+    "/v1/admin/tenants": {"get", "post"},
+    "/v1/admin/keys": {"get", "post"},
+    "/v1/admin/keys/{key_id}/revoke": {"post"},
 }
 
 

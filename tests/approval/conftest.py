@@ -22,7 +22,7 @@ from herald_common.db import session_scope
 from herald_common.models import Approval, Brand, Post, PostStatus, Target, TargetStatus
 from herald_embedded.stack import free_port
 from tests.conftest import add_account, add_tenant
-from tests.platforms.servers import FakeServer, Recorded, Reply, running
+from tests.platforms.servers import FakeServer, Receiver, Recorded, Reply, running
 
 GRAPH_VERSION = "v25.0"
 PHONE_NUMBER_ID = "106540352242922"
@@ -160,13 +160,6 @@ def cloud_api() -> Iterator[FakeCloudApi]:
 
 
 # --- webhooks ------------------------------------------------------------------------------
-
-
-class Receiver(FakeServer):
-    """A tenant's webhook endpoint: 204 to every POST (or what `fail_next` says)."""
-
-    def respond(self, request: Recorded) -> Reply:
-        return Reply(204)
 
 
 @pytest.fixture

@@ -155,7 +155,8 @@ def claim(engine: Engine, target_id: str) -> lifecycle.Claim:
 
 def record(engine: Engine, claimed: lifecycle.Claim, outcome: Outcome) -> bool:
     with Hot(engine).transaction() as db:
-        return lifecycle.record_outcome(db, claimed, outcome, utcnow())
+        recorded = lifecycle.record_outcome(db, claimed, outcome, utcnow())
+    return bool(recorded)  # on PostgreSQL, known once the transaction went out
 
 
 PUBLISHED = Outcome(

@@ -14,6 +14,7 @@ import pytest
 
 from herald_common.contracts import (
     CONTRACTS,
+    DELIVER_WEBHOOK,
     GENERATE_IMAGE,
     GENERATE_MONTHLY,
     NOTIFY_APPROVERS,
@@ -62,6 +63,7 @@ WORKERS = {
     "herald-approval": Worker("herald-approval", (NOTIFY_APPROVERS,)),
     "herald-image": Worker("herald-image", (GENERATE_IMAGE,)),
     "herald-analytics": Worker("herald-analytics", (PULL_ANALYTICS,)),
+    "herald-webhooks": Worker("herald-webhooks", (DELIVER_WEBHOOK,)),
 }
 SERVICES = {
     "herald-api": ["gunicorn", "-c", "python:herald_api.gunicorn_conf", "herald_api.app:get_app()"],

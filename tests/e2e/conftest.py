@@ -11,6 +11,8 @@ import pytest
 
 from herald_embedded.stack import Stack
 
+WEBHOOK_SECRET = "e2e-webhook-secret"
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -59,7 +61,12 @@ def stack(
     """gunicorn + the publisher and token-refresher + scheduler, each its own process (the
     modules of the other worker services start those too)."""
     logdir = tmp_path_factory.mktemp("stack-logs")
-    env = {"PUBLISH_BACKOFF_SECONDS": "1"}
+    # Outcome webhooks go to a receiver on loopback, signed with the operator's secret.
+    env = {
+        "PUBLISH_BACKOFF_SECONDS": "1",
+        "PLATFORM_ALLOW_PRIVATE_ADDRESSES": "true",
+        "APPROVAL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
     with e2e_stack(pg_url, redis_server_url, logdir, env) as stack:
         yield stack.start(services=())
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -11,6 +14,7 @@ import httpx
 
 from herald_embedded.stack import Stack, wait_for
 from tests.e2e.helpers import post_json
+from tests.platforms.servers import Receiver, running
 
 
 def iso(dt: datetime) -> str:
@@ -240,3 +244,95 @@ def test_a_failed_post_is_retried_on_request(stack: Stack):
         # I expect it published, once
         wait_for(settled(client, created["id"], "published"), timeout=10, what="published")
         assert len(sandbox_posts(client, account_id)) == 1
+
+
+def test_a_create_retried_after_a_client_timeout_makes_exactly_one_post(stack: Stack):
+    with stack.client() as client:
+        # Given an account and a create that the client gives up on before the answer comes
+        account_id = account(client, "retrier")
+        marker = f"retried {uuid.uuid4().hex}"
+        body = {"content": marker, "account_ids": [account_id]}
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        impatient = httpx.Timeout(10, read=0.000_001)
+        with contextlib.suppress(httpx.ReadTimeout):  # the usual case: it saw no answer
+            client.post("/v1/posts", json=body, headers=key, timeout=impatient)
+
+        # When it retries with the same key until it gets an answer (409 while the first runs)
+        deadline = time.monotonic() + 10
+        while True:
+            retry = client.post("/v1/posts", json=body, headers=key)
+            if retry.status_code != 409 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+
+        # I expect the first request's answer, and exactly one post with that content
+        assert retry.status_code == 201, retry.text
+        listed = client.get("/v1/posts", params={"limit": 100}).json()["data"]
+        mine = [post for post in listed if post["content"] == marker]
+        assert [post["id"] for post in mine] == [retry.json()["id"]]
+
+
+def test_a_chunked_body_is_read(stack: Stack):
+    with stack.client() as client:
+        # Given a body sent with Transfer-Encoding: chunked (no Content-Length)
+        chunks = iter([b'{"platform": "sandbox",', b' "handle": "chunky"}'])
+
+        # When it creates an account
+        result = client.post(
+            "/v1/accounts", content=chunks, headers={"Content-Type": "application/json"}
+        )
+
+        # I expect the account made from the whole body
+        assert result.request.headers.get("Transfer-Encoding") == "chunked"
+        assert result.status_code == 201, result.text
+        assert result.json()["handle"] == "chunky"
+
+
+def test_an_app_receives_signed_outcome_events_for_published_and_failed_posts(stack: Stack):
+    # Given the webhooks worker, a new tenant's endpoint on a real HTTP receiver, and two
+    # accounts: one that publishes and one that refuses for good
+    if "webhooks" not in stack.procs:
+        stack.start_worker("webhooks")
+    with running(Receiver()) as receiver, stack.client(stack.create_tenant("hooks")) as client:
+        hook = post_json(
+            client,
+            "/v1/webhooks",
+            {"url": f"{receiver.url}/events", "events": ["post.published", "post.failed"]},
+        )
+        key = client.get("/v1/webhooks/signing-key").json()["key"]
+        ok, refusing = account(client, "hooked"), account(client, "refusing", fail="permanent")
+
+        # When a post goes out to each
+        sent = post_json(
+            client, "/v1/posts", {"content": "Out!", "account_ids": [ok], "publish_now": True}
+        )
+        failed = post_json(
+            client, "/v1/posts", {"content": "No", "account_ids": [refusing], "publish_now": True}
+        )
+
+        # I expect one signed event per post: post.published and post.failed
+        calls = wait_for(
+            lambda: (
+                receiver.calls("/events", "POST") if len(receiver.calls("/events")) >= 2 else None
+            ),
+            timeout=20,
+            what="two webhook events",
+        )
+        events = {call.json()["data"]["post_id"]: call for call in calls}
+        assert events[sent["id"]].json()["type"] == "post.published"
+        assert events[failed["id"]].json()["type"] == "post.failed"
+        for call in calls:
+            stamp, mac = (p.split("=", 1)[1] for p in call.headers["x-herald-signature"].split(","))
+            signed = hmac.new(key.encode(), f"{stamp}.".encode() + call.body, hashlib.sha256)
+            assert hmac.compare_digest(mac, signed.hexdigest())
+            assert call.headers["idempotency-key"] == call.json()["id"]
+        # and each delivery listed as succeeded, with its try
+        deliveries = wait_for(
+            lambda: [
+                d
+                for d in client.get(f"/v1/webhooks/{hook['id']}/deliveries").json()["data"]
+                if d["status"] == "succeeded"
+            ],
+            timeout=10,
+        )
+        assert len(deliveries) == 2 and all(d["history"] for d in deliveries)

@@ -181,6 +181,17 @@ def test_make_run_embedded_mode_publishes_a_post_scheduled_ahead(tmp_path: Path)
                 "Hello from Herald"
             ]
         assert (tmp_path / "var" / "herald.db").exists()
+        # and the banner's console takes the banner's key
+        assert f"Console  {base}/admin" in banner
+        with httpx.Client(base_url=base, timeout=10) as browser:
+            form = browser.get("/admin/sign-in")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert form.status_code == 200 and token, form.text
+            signed = browser.post(
+                "/admin/sign-in", data={"api_key": key[1], "csrf_token": token[1]}
+            )
+            assert signed.status_code == 303, signed.text
+            assert browser.get("/admin/overview").status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         try:

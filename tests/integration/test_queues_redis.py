@@ -114,6 +114,10 @@ def test_counts_match_redis_after_enqueues_delays_and_dead_letters(broker, clien
     assert done.total == 3
     assert sorted(j.payload["args"][0] for j in done.jobs) == [0, 1, 2]
     assert all(j.duration_ms is not None and j.finished_at for j in done.jobs)
+    # and the console's throughput counts the records of the window asked for
+    now = time.time()
+    assert store.finished_since(QUEUE, now - 60) == 3
+    assert store.finished_since(QUEUE, now + 60) == 0
 
 
 def test_retry_failed_moves_a_dead_letter_back_and_it_is_processed(broker):
@@ -245,3 +249,45 @@ def test_one_prune_drops_the_aged_and_then_the_excess(broker):
     newest = store.jobs(QUEUE, "completed", limit=200)
     assert newest.total == 100
     assert newest.jobs[-1].id == "m0900"
+
+
+def test_the_admin_cli_reads_retries_and_clears_the_queues(
+    broker, redis_server_url, redis_namespace, monkeypatch, capsys, tmp_path
+):
+    import json
+
+    from herald_api.cli import main
+    from herald_common.settings import get_settings
+
+    # Given a dead letter and two delayed jobs on the broker the CLI is pointed at
+    actors, store = Actors(broker), queue_store(broker)
+    worker = run_worker(broker)
+    try:
+        actors.boom.send(1)
+        wait_for(lambda: store.counts(QUEUE).failed == 1, timeout=10, what="a dead letter")
+    finally:
+        worker.stop()
+    for n in range(2):
+        actors.write.send_with_options(args=(n,), delay=60_000)
+    monkeypatch.setenv("REDIS_URL", redis_server_url)
+    monkeypatch.setenv("HERALD_BROKER_NAMESPACE", redis_namespace)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    get_settings.cache_clear()
+    try:
+        # When an operator's script asks for the stats
+        assert main(["queue-stats"]) == 0
+        stats = {q["name"]: q for q in json.loads(capsys.readouterr().out)["data"]}
+        # I expect what the store counts
+        assert (stats[QUEUE]["failed"], stats[QUEUE]["delayed"]) == (1, 2)
+        # and retrying the dead letters moves it back on the queue
+        assert main(["retry-failed", QUEUE]) == 0
+        assert json.loads(capsys.readouterr().out)["retried"] == 1
+        assert store.counts(QUEUE).failed == 0
+        # and clearing a state drops exactly that
+        assert main(["clear-queue", QUEUE, "--state", "waiting"]) == 0
+        assert json.loads(capsys.readouterr().out)["cleared"] == {"waiting": 1}
+        # and a queue no contract declares is an error in words, not a traceback
+        assert main(["retry-failed", "nope"]) == 1
+        assert "no queue named 'nope'" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()

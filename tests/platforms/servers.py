@@ -173,6 +173,13 @@ def running(server: FakeServer) -> Iterator[FakeServer]:
 # -- Mastodon -------------------------------------------------------------------------------
 
 
+class Receiver(FakeServer):
+    """A tenant's webhook endpoint: 204 to every POST (or what `fail_next` says)."""
+
+    def respond(self, request: Recorded) -> Reply:
+        return Reply(204)
+
+
 class FakeMastodon(FakeServer):
     """Statuses with Idempotency-Key replay, async media processing, and Mastodon's errors."""
 

@@ -19,11 +19,33 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 2000
 
 @pytest.mark.parametrize(
     "host",
-    ["127.0.0.1", "10.1.2.3", "192.168.0.10", "169.254.169.254", "::1", "fd00::1", "0.0.0.0"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.10",
+        "169.254.169.254",
+        "::1",
+        "fd00::1",
+        "0.0.0.0",
+        "::127.0.0.1",
+        "[::127.0.0.1]",
+        "::ffff:169.254.169.254",
+        "2002:7f00:1::",
+        "64:ff9b::a00:1",
+    ],
 )
 def test_non_public_addresses_are_refused(host):
-    with pytest.raises(PermanentError, match="non-public address"):
+    with pytest.raises(PermanentError, match="non-public address") as raised:
         refuse_private(host, 443)
+    assert raised.value.message == f"refusing to connect to {host}: it is a non-public address"
+
+
+def test_a_name_that_resolves_inward_is_refused_without_saying_where():
+    with pytest.raises(PermanentError) as raised:
+        refuse_private("localhost", 443)
+    assert raised.value.message == (
+        "refusing to connect to localhost: it resolves to a non-public address"
+    )
 
 
 @pytest.mark.parametrize("host", ["8.8.8.8", "2606:4700:4700::1111"])

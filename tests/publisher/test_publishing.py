@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -15,6 +16,7 @@ from herald_common.models import Attempt, Post, SandboxDelivery, Target, TargetS
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
+from herald_common.webhooks import Events
 from herald_publisher.publishing import EarlyMessage, Publisher, Result
 from tests.conftest import add_account, add_post, add_tenant, stored
 
@@ -385,3 +387,41 @@ def test_a_rate_limit_that_never_lifts_fails_after_the_longest_wait(sqlite_engin
     target = load(sqlite_engine, Target, target_id)
     assert target.error_kind == "rate_limited"
     assert "too many requests" in target.error and "gave up" in target.error
+
+
+def test_outcome_events_add_no_statement_for_a_tenant_without_endpoints(sqlite_engine, settings):
+    # Given a publisher that emits outcome events, and a tenant without webhook endpoints whose
+    # first publish has been seen (what a process then knows for the cache's 10 s)
+    events = Events(sqlite_engine, StubBroker(), settings)
+    with_events = Publisher(
+        engine=sqlite_engine,
+        platforms=PlatformRegistry(sqlite_engine),
+        settings=settings,
+        events=events,
+    )
+    without = Publisher(
+        engine=sqlite_engine, platforms=PlatformRegistry(sqlite_engine), settings=settings
+    )
+    tenant = add_tenant(sqlite_engine)
+    account = add_account(sqlite_engine, tenant)
+    _, targets = add_post(sqlite_engine, tenant, [account])
+    with_events.publish(targets[0], queue(sqlite_engine, targets[0]))
+
+    def statements_of(publisher: Publisher) -> int:
+        _, [target] = add_post(sqlite_engine, tenant, [account])
+        version = queue(sqlite_engine, target)
+        sent: list[str] = []
+
+        def count(*args: object) -> None:
+            sent.append(str(args[2]))
+
+        event.listen(sqlite_engine, "before_cursor_execute", count)
+        try:
+            assert publisher.publish(target, version) is Result.PUBLISHED
+        finally:
+            event.remove(sqlite_engine, "before_cursor_execute", count)
+        return len(sent)
+
+    # When one more target of it is published with events and one without
+    # I expect the same statements (8 on SQLite)
+    assert statements_of(with_events) == statements_of(without)

@@ -22,6 +22,7 @@ from herald_common.models import (
     AccountStatus,
     Attempt,
     AttemptOutcome,
+    IdempotencyKey,
     Target,
     TargetStatus,
 )
@@ -84,7 +85,8 @@ def test_a_reading_sets_every_gauge_zeros_included(sqlite_engine, broker) -> Non
 
 
 def test_clean_up_drops_old_job_records_and_old_attempts(sqlite_engine, broker) -> None:
-    # Given two job records (one two days old) and two attempts (one 400 days old)
+    # Given two job records (one two days old), two attempts (one 400 days old) and two
+    # idempotency keys (one 25 hours old)
     tenant = add_tenant(sqlite_engine)
     account = add_account(sqlite_engine, tenant)
     _, [target] = add_post(sqlite_engine, tenant, [account])
@@ -101,6 +103,10 @@ def test_clean_up_drops_old_job_records_and_old_attempts(sqlite_engine, broker) 
                     outcome=AttemptOutcome.PUBLISHED,
                 )
             )
+        for key, age in (("old", timedelta(hours=25)), ("new", timedelta(hours=23))):
+            session.add(
+                IdempotencyKey(tenant_id=tenant, key=key, fingerprint="f", created_at=now - age)
+            )
     store = queue_store(broker)
     message = Message("content", "generate", (), {}, {})
     store.record_completed(message, finished_at=now.timestamp() - 2 * 86400, duration_ms=1)
@@ -113,10 +119,11 @@ def test_clean_up_drops_old_job_records_and_old_attempts(sqlite_engine, broker) 
     result = scheduler.clean_up(now)
 
     # I expect the old record and the old attempt gone, the others kept
-    assert result == "1 job record(s) and 1 attempt(s) dropped"
+    assert result == "1 job record(s), 1 attempt(s) and 1 idempotency key(s) dropped"
     assert [j.id for j in store.jobs("content", "completed").jobs] == ["new"]
     with session_scope(sqlite_engine) as session:
         assert session.exec(select(func.count()).select_from(Attempt)).one() == 1
+        assert session.exec(select(IdempotencyKey.key)).all() == ["new"]
 
 
 def test_publish_counters_move_only_when_the_outcome_commits(sqlite_engine) -> None:
@@ -171,7 +178,7 @@ class FailingBookkeeping(SandboxPlatform):
         if not self.broken:
             return result
 
-        def fail(db):  # type: ignore[no-untyped-def]
+        def fail(db, attempt_id):  # type: ignore[no-untyped-def]
             raise RuntimeError("the commit never happens")
 
         return replace(result, with_outcome=fail)

@@ -73,6 +73,14 @@ class NotifyApproversPayload(Payload):
     reminder: bool = False
 
 
+class DeliverWebhookPayload(Payload):
+    """Try one webhook delivery; `attempt` is how many tries it had when this one was sent, so
+    a duplicate message finds the delivery moved on and does nothing."""
+
+    delivery_id: str = Field(min_length=1, max_length=36)
+    attempt: int = Field(ge=0)
+
+
 class PullAnalyticsPayload(Payload):
     """Pull metrics of published targets (seed 003's analytics.pull). A client's pull carries
     its job; the scheduler's own pulls name the targets that are due instead."""
@@ -241,6 +249,20 @@ GENERATE_IMAGE = Contract(
     time_limit_ms=5 * MINUTE,
     description="Render a post image in the brand's colours and fonts.",
 )
+DELIVER_WEBHOOK = Contract(
+    queue="webhooks",
+    actor_name="deliver_webhook",
+    job_name="webhook.deliver",
+    payload=DeliverWebhookPayload,
+    priority=4,
+    # A delivery mostly waits on the receiver (up to PLATFORM_TIMEOUT_SECONDS).
+    concurrency=8,
+    # A receiver's failure is retried through the schedule in the database (24 h of backoff);
+    # these cover the worker's own infrastructure failing.
+    retry=RetryPolicy(max_retries=3, min_backoff_ms=5 * SECOND, max_backoff_ms=MINUTE),
+    time_limit_ms=MINUTE,
+    description="POST one outcome event to one of a tenant's webhook endpoints.",
+)
 
 CONTRACTS: tuple[Contract, ...] = (
     PUBLISH,
@@ -250,6 +272,7 @@ CONTRACTS: tuple[Contract, ...] = (
     NOTIFY_APPROVERS,
     PULL_ANALYTICS,
     GENERATE_IMAGE,
+    DELIVER_WEBHOOK,
 )
 
 #: Queue name → default concurrency (the largest of its actors' defaults).

@@ -79,14 +79,20 @@ def create_db_engine(
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
         _tune_sqlite(engine)
         return engine
     # No overflow: a connection the pool cannot keep is closed on its return, so a process with
     # more work in flight than pool_size (the publisher's greenlets) would open and close a
     # PostgreSQL backend per transaction. Work queues for one of pool_size instead: a publish
     # holds a connection only for its two short transactions, never while its platform answers.
-    engine = create_engine(url, pool_size=pool_size, max_overflow=0, pool_recycle=1800)
+    # hide_parameters: a failed statement's error (logged, or kept as a job's error) never
+    # quotes the values it was sent, which are tenants' content.
+    engine = create_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_recycle=1800, hide_parameters=True
+    )
     _ping_when_idle(engine, idle_ping_seconds)
     return engine
 

@@ -6,6 +6,7 @@ HeraldError
 ├── InvalidInput         the input breaks a rule; names the field(s)
 ├── Unauthorized         no valid credentials were given
 ├── Forbidden            the credentials may not do this
+├── TooManyRequests      the caller is over one of its limits (rate, jobs in flight)
 └── PlatformError        a platform call failed
     ├── TransientError   worth trying again later (network, 5xx, 429)
     ├── NeedsAuth        the account's token must be refreshed or re-granted
@@ -126,6 +127,17 @@ class BadRequest(HeraldError):
     the user declined)."""
 
     code = "bad_request"
+
+
+class TooManyRequests(HeraldError):
+    """Raised when a tenant is over one of its limits: its request rate, or its jobs queued or
+    running on a shared queue. `retry_after` is when trying again may succeed, if known."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamUnavailable(HeraldError):

@@ -12,6 +12,14 @@ apply); rows come back as plain tuples with their keys taken from the statement.
 What is bound is passed to psycopg as it is: strings (enums included), numbers, booleans, None
 and timezone-aware datetimes, which it adapts natively; a hot statement takes nothing else.
 `timestamptz` columns come back aware (in the session's time zone), JSON ones decoded.
+
+A transaction is one round trip. Its statements are queued in psycopg's pipeline mode, between
+a BEGIN and a COMMIT of Herald's own (the connection is in autocommit while it is borrowed, so
+psycopg adds no BEGIN of its own, which would cost a round trip), and go out together when the
+block ends. What a statement returned is read when it is first asked for: after the block, at
+no cost; inside it, by sending what is queued so far (a second round trip, for a statement
+whose answer decides the next one). A statement that fails aborts the transaction: nothing of
+it is written, and the error is raised when the block ends (or when a result is read).
 """
 
 from __future__ import annotations
@@ -55,12 +63,42 @@ class HotRow(tuple[Any, ...]):
 
 
 class HotResult:
-    """What a statement gave: its rows and how many rows it touched."""
+    """What a statement gave: its rows and how many rows it touched, read when first asked for
+    (on PostgreSQL the statement may still be queued in the transaction's pipeline)."""
 
-    def __init__(self, rows: list[Any], keys: tuple[str, ...], rowcount: int) -> None:
-        self._rows = rows
+    def __init__(
+        self,
+        keys: tuple[str, ...],
+        *,
+        cursor: psycopg.Cursor[Any] | None = None,
+        pipeline: psycopg.Pipeline | None = None,
+        rows: list[Any] | None = None,
+        rowcount: int = -1,
+    ) -> None:
         self._keys = keys
-        self.rowcount = rowcount
+        self._cursor = cursor
+        self._pipeline = pipeline
+        self._rows = rows
+        self._rowcount = rowcount
+
+    def _read(self) -> list[Any]:
+        if self._rows is None:
+            cursor = self._cursor
+            assert cursor is not None
+            if cursor.pgresult is None and self._pipeline is not None:
+                self._pipeline.sync()  # still queued: send it (and what came before)
+            result = cursor.pgresult
+            returned = result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
+            self._rows = cursor.fetchall() if returned else []
+            self._rowcount = cursor.rowcount
+            cursor.close()
+            self._cursor = self._pipeline = None
+        return self._rows
+
+    @property
+    def rowcount(self) -> int:
+        self._read()
+        return self._rowcount
 
     def _row(self, values: Sequence[Any]) -> HotRow:
         row = HotRow(values)
@@ -68,40 +106,62 @@ class HotResult:
         return row
 
     def first(self) -> HotRow | None:
-        return self._row(self._rows[0]) if self._rows else None
+        rows = self._read()
+        return self._row(rows[0]) if rows else None
 
     def one(self) -> HotRow:
-        if len(self._rows) != 1:
-            raise LookupError(f"expected one row, got {len(self._rows)}")
-        return self._row(self._rows[0])
+        rows = self._read()
+        if len(rows) != 1:
+            raise LookupError(f"expected one row, got {len(rows)}")
+        return self._row(rows[0])
 
     def scalar(self) -> Any:
-        return self._rows[0][0] if self._rows else None
+        rows = self._read()
+        return rows[0][0] if rows else None
 
     def scalar_one(self) -> Any:
         return self.one()[0]
 
     def scalars(self) -> list[Any]:
-        return [row[0] for row in self._rows]
+        return [row[0] for row in self._read()]
 
 
 class HotConnection:
     """One transaction's statements on psycopg (see the module's docstring)."""
 
-    def __init__(self, connection: psycopg.Connection[Any], dialect: Dialect) -> None:
+    def __init__(
+        self, connection: psycopg.Connection[Any], pipeline: psycopg.Pipeline, dialect: Dialect
+    ) -> None:
         self._connection = connection
+        self._pipeline = pipeline
         self.dialect = dialect
 
     def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> HotResult:
+        """Queue the statement; its result is read when asked for."""
         compiled = _compile(statement, self.dialect)
         for hook in statement_hooks:
             hook(compiled.sql)
-        with self._connection.cursor() as cursor:
-            cursor.execute(compiled.sql, {**compiled.defaults, **(params or {})})
-            result = cursor.pgresult
-            returned = result is not None and result.status == psycopg.pq.ExecStatus.TUPLES_OK
-            rows = cursor.fetchall() if returned else []
-        return HotResult(rows, compiled.keys, cursor.rowcount)
+        cursor = self._connection.cursor()
+        cursor.execute(compiled.sql, {**compiled.defaults, **(params or {})})
+        return HotResult(compiled.keys, cursor=cursor, pipeline=self._pipeline)
+
+    def _command(self, sql: str) -> None:
+        self._connection.execute(sql.encode())  # type: ignore[call-overload]
+
+
+class BufferedConnection:
+    """A transaction's statements through SQLAlchemy (SQLite), with the results kept, so that
+    they read the same as a HotConnection's, inside the block or after it."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.dialect = connection.dialect
+
+    def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> HotResult:
+        result = self._connection.execute(statement, dict(params or {}))
+        keys = tuple(result.keys()) if result.returns_rows else ()
+        rows = [tuple(row) for row in result] if result.returns_rows else []
+        return HotResult(keys, rows=rows, rowcount=result.rowcount)
 
 
 class Rollback(Exception):
@@ -116,7 +176,7 @@ class Hot:
         self.direct = engine.dialect.name == "postgresql"
 
     @contextmanager
-    def transaction(self) -> Iterator[HotConnection | Connection]:
+    def transaction(self) -> Iterator[HotConnection | BufferedConnection]:
         """A transaction that commits on success and rolls back on error; raising Rollback
         in it rolls it back and ends the block."""
         try:
@@ -126,19 +186,31 @@ class Hot:
             pass
 
     @contextmanager
-    def _transaction(self) -> Iterator[HotConnection | Connection]:
+    def _transaction(self) -> Iterator[HotConnection | BufferedConnection]:
         if not self.direct:
             with self.engine.begin() as connection:
-                yield connection
+                yield BufferedConnection(connection)
             return
         with self._borrowed() as driver:
-            hot = HotConnection(driver, self.engine.dialect)
+            driver.autocommit = True  # BEGIN and COMMIT are sent with the statements
             try:
-                yield hot
+                with driver.pipeline() as pipeline:
+                    hot = HotConnection(driver, pipeline, self.engine.dialect)
+                    hot._command("BEGIN")
+                    try:
+                        yield hot
+                    except BaseException:
+                        _end(hot, "ROLLBACK")
+                        raise
+                    _end(hot, "COMMIT")
+                # Leaving the pipeline sent what was queued and read every answer.
             except BaseException:
-                _end(driver.rollback, "ROLLBACK")
+                if not driver.closed and driver.info.transaction_status != _IDLE:
+                    driver.execute(b"ROLLBACK")  # a statement failed: the block is aborted
                 raise
-            _end(driver.commit, "COMMIT")
+            finally:
+                if not driver.closed:
+                    driver.autocommit = False
 
     @contextmanager
     def _borrowed(self) -> Iterator[psycopg.Connection[Any]]:
@@ -154,10 +226,13 @@ class Hot:
             fairy.close()
 
 
-def _end(how: Callable[[], None], name: str) -> None:
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+
+
+def _end(hot: HotConnection, name: str) -> None:
     for hook in statement_hooks:
         hook(name)
-    how()
+    hot._command(name)
 
 
 _cache: OrderedDict[int, _Compiled] = OrderedDict()

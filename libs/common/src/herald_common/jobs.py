@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dramatiq.broker import Broker
 from pydantic import ValidationError
@@ -43,6 +43,9 @@ from herald_common.metrics import JOB_DURATION, JOBS_FINISHED
 from herald_common.models import Job, JobStatus
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from herald_common.webhooks import Events
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +170,10 @@ def run_job(
     work: Callable[[JobRun], Mapping[str, Any] | None],
     *,
     clock: Callable[[], datetime] = utcnow,
+    events: Events | None = None,
 ) -> None:
-    """Claim job `job_id`, run `work`, and record how it ended (see the module's docstring).
+    """Claim job `job_id`, run `work`, and record how it ended (see the module's docstring);
+    `events` tells the tenant's webhooks once it succeeded or failed.
 
     Raises only to have Dramatiq retry the message; a job that is not `queued` (a duplicate
     or stale message) is left alone.
@@ -201,6 +206,8 @@ def run_job(
         log.warning("job %s (%s) failed: %s", job.id, job.kind, exc.reason)
         _finish(engine, job.id, JobStatus.FAILED, clock(), error=exc.reason)
         _observe(job.kind, JobStatus.FAILED, started)
+        if events is not None:
+            events.job_finished(job, "failed", {"error": exc.reason})
         return
     except Exception as exc:
         summary = redact(f"{type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
@@ -210,6 +217,8 @@ def run_job(
             reason = f"failed after {job.attempts} tries; the last error: {summary}"
             _finish(engine, job.id, JobStatus.FAILED, clock(), error=reason)
             _observe(job.kind, JobStatus.FAILED, started)
+            if events is not None:
+                events.job_finished(job, "failed", {"error": reason})
             return
         log.warning("job %s (%s) try %d failed: %s", job.id, job.kind, job.attempts, summary)
         # Dramatiq's retry brings it back within max_backoff; the scheduler resends only after.
@@ -229,6 +238,8 @@ def run_job(
         raise
     _finish(engine, job.id, JobStatus.SUCCEEDED, clock(), result=dict(result or {}))
     _observe(job.kind, JobStatus.SUCCEEDED, started)
+    if events is not None:
+        events.job_finished(job, "succeeded", {"result": dict(result or {})})
 
 
 def _observe(kind: str, status: JobStatus, started: float) -> None:
@@ -276,16 +287,23 @@ class Resent:
 
 
 def resend_stale(
-    engine: Engine, broker: Broker, settings: Settings, now: datetime, *, limit: int = 100
+    engine: Engine,
+    broker: Broker,
+    settings: Settings,
+    now: datetime,
+    *,
+    limit: int = 100,
+    events: Events | None = None,
 ) -> Resent:
     """Send again jobs whose message was lost, and put back those whose worker died.
 
     A job `queued` and never started for longer than `lost_after` (or never sent at all) lost
     its message: it is sent again (the claim lets one copy through). A job `running` past its contract's time limit plus
     JOB_STALE_GRACE_SECONDS lost its worker: it goes back to `queued` and is sent again, or
-    fails when its tries are spent.
+    fails when its tries are spent (and `events` tells the tenant's webhooks).
     """
     resend: list[Job] = []
+    gave_up: list[tuple[Job, str]] = []
     requeued = failed = 0
     with session_scope(engine) as session:
         queued = session.exec(
@@ -324,7 +342,9 @@ def resend_stale(
                 reason = (
                     f"its worker stopped while running it, {job.attempts} time(s); not tried again"
                 )
-                failed += _move(session, job, JobStatus.FAILED, now, error=reason, finished_at=now)
+                if _move(session, job, JobStatus.FAILED, now, error=reason, finished_at=now):
+                    failed += 1
+                    gave_up.append((job, reason))
             elif _move(
                 session,
                 job,
@@ -335,6 +355,9 @@ def resend_stale(
             ):
                 requeued += 1
                 resend.append(job)
+    if events is not None:  # committed: the tenants' webhooks may hear of it
+        for job, reason in gave_up:
+            events.job_finished(job, "failed", {"error": reason})
     send_failed = 0
     for job in resend:
         try:

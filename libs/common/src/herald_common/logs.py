@@ -13,7 +13,8 @@ message the request sends (`request_id`), and is set again around each message a
 Adapters never put tokens in messages, but libraries log what they send (httpx logs each
 request's URL, and some platforms take `access_token` as a query parameter), and an exception's
 text can quote a request. So every record passes a filter that masks what looks like a secret:
-`access_token=…`-style parameters, `Authorization`-style credentials, and JWTs.
+`access_token=…`-style parameters, `Authorization`-style credentials, JWTs, and the statement
+of a database error.
 """
 
 from __future__ import annotations
@@ -40,10 +41,15 @@ _PARAM = re.compile(
 _SCHEME = re.compile(r"(?i)\b(bearer|oauth|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 MASK = "[redacted]"
+#: The statement SQLAlchemy quotes in a failed statement's error: its text says which columns
+#: and tables a tenant's request touched, and is no help to the reader of a job's error. (Its
+#: values are never there: engines hide them.)
+_SQL = re.compile(r"\[SQL: .*?\](?=\n\[|\n\(Background|\s*$)", re.DOTALL)
 
 
 def redact(text: str) -> str:
     """The text with anything that looks like a secret replaced by [redacted]."""
+    text = _SQL.sub("[SQL: not shown]", text)
     text = _PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     text = _SCHEME.sub(lambda m: f"{m.group(1)} {MASK}", text)
     return _JWT.sub(MASK, text)

@@ -284,6 +284,11 @@ class QueueStore(ABC):
             self.record_completed(message, finished_at=finished_at, duration_ms=duration_ms)
 
     @abstractmethod
+    def finished_since(self, queue: str, since: float) -> int:
+        """How many of `queue`'s jobs on record finished at or after `since` (unix s): its
+        throughput, as far back as the records are kept."""
+
+    @abstractmethod
     def record_failed(
         self, message: AnyMessage, exception: BaseException, *, attempts: int, at: float
     ) -> None:
@@ -602,6 +607,9 @@ class RedisQueueStore(QueueStore):
             pipe.hincrby(self._key(f"herald.stats:{queue}"), "completed", 1)
         pipe.execute()
 
+    def finished_since(self, queue: str, since: float) -> int:
+        return int(self.client.zcount(self._key(f"herald.done:{queue}"), int(since * 1000), "+inf"))
+
     def record_failed(
         self, message: AnyMessage, exception: BaseException, *, attempts: int, at: float
     ) -> None:
@@ -799,6 +807,11 @@ class MemoryQueueStore(QueueStore):
         with self._lock:
             self._done[queue].append(record)
             self._done_total[queue] += 1
+
+    def finished_since(self, queue: str, since: float) -> int:
+        with self._lock:
+            done = list(self._done[queue])
+        return sum(1 for record in done if record["finished_at"] >= since * 1000)
 
     def record_failed(
         self, message: AnyMessage, exception: BaseException, *, attempts: int, at: float

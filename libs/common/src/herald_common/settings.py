@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     approval_worker_concurrency: int | None = Field(default=None, ge=1)
     analytics_worker_concurrency: int | None = Field(default=None, ge=1)
     image_worker_concurrency: int | None = Field(default=None, ge=1)
+    webhooks_worker_concurrency: int | None = Field(default=None, ge=1)
 
     # Scheduler timing.
     scheduler_tick_seconds: float = Field(default=0.25, gt=0)
@@ -211,6 +212,20 @@ class Settings(BaseSettings):
     # Each API process keeps the API-key rows it read this long: a revoked key stops working
     # within it. 0: every request reads its key's row.
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
+    # Requests per API key, in the `limits` package's notation ("3000/minute", or several
+    # windows: "100/second;3000/minute"), counted on Redis (in this process's memory without
+    # it); a tenant's own `rate_limit` overrides it. Empty: no limit.
+    api_rate_limit: str = "3000/minute"
+    # Jobs a tenant may have queued or running on each shared queue (content, image,
+    # analytics); a tenant's own `max_active_jobs` overrides it.
+    max_active_jobs_per_tenant: int = Field(default=20, ge=1)
+    # Outcome webhooks: a delivery is tried again with backoff for this long after its event
+    # (then it fails and its endpoint is disabled with the reason); each process knows for this
+    # long whether a tenant has endpoints, so a tenant without any costs no query per event.
+    webhook_retry_seconds: float = Field(default=24 * 3600.0, gt=0)
+    webhook_endpoints_cache_seconds: float = Field(default=10.0, ge=0)
+    # The operator's console (/admin): how long a sign-in lasts.
+    console_session_seconds: float = Field(default=8 * 3600.0, gt=0)
     log_level: str = "INFO"
     # JSON lines (production, compose, `make stack`), or text for people (`make run`).
     log_format: Literal["json", "text"] = "json"
@@ -259,6 +274,10 @@ class Settings(BaseSettings):
     def required_queues(self) -> list[str]:
         """HEALTH_REQUIRED_QUEUES as a list."""
         return [q.strip() for q in self.health_required_queues.split(",") if q.strip()]
+
+    def cron_schedule(self) -> dict[str, str]:
+        """Every cron entry the scheduler fires, by name, with its expression (UTC)."""
+        return {"token-refresh-weekly": self.token_refresh_cron, "clean-up": self.cleanup_cron}
 
     def concurrency_for(self, queue: str, default: int) -> int:
         """The worker concurrency for a queue: its own override, else the global one, else default."""

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, or_, update
 from sqlalchemy.engine import Engine
@@ -44,6 +44,9 @@ from herald_common.platforms import PLATFORMS, AccountFields, PlatformRegistry, 
 from herald_common.platforms.auth import Authenticator, Refreshed
 from herald_common.settings import Settings
 from herald_common.timeutil import from_epoch, utcnow
+
+if TYPE_CHECKING:
+    from herald_common.webhooks import Events
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +246,8 @@ class TokenKeeper:
     platforms: PlatformRegistry
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
+    #: Tenants' outcome webhooks (account.needs_reauth); None: none emitted.
+    events: Events | None = None
 
     def refresh(self, tenant_id: str, account_id: str) -> RefreshResult:
         """Refresh the account if it is still due and nobody else is refreshing it."""
@@ -403,7 +408,9 @@ class TokenKeeper:
         with session_scope(self.engine) as session:
             if not self._release_in(session, account, updated_at=now):
                 return RefreshResult.SKIPPED
-            mark_needs_reauth(session, account, reason, now)
+            marked = mark_needs_reauth(session, account, reason, now)
+        if marked and self.events is not None:
+            self.events.account_needs_reauth(account, reason, now)
         log.warning(
             "token-refresh: account %s (%s) needs to be connected again: %s",
             account.id,

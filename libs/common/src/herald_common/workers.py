@@ -17,6 +17,7 @@ from typing import TypeVar
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_common import greenwait
 from herald_common.broker import build_broker
 from herald_common.contracts import CONTRACTS, queue_concurrency
 from herald_common.db import create_db_engine
@@ -24,6 +25,7 @@ from herald_common.logs import configure_logging
 from herald_common.multiproc import use_metrics_dir
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings, get_settings
+from herald_common.webhooks import Events, events_for
 
 T = TypeVar("T")
 
@@ -45,7 +47,8 @@ def lazy(factory: Callable[[], T]) -> Callable[[], T]:
 
 @lru_cache(maxsize=1)
 def process_engine() -> Engine:
-    """This process's database engine."""
+    """This process's database engine (its driver waiting on gevent's loop, on gevent)."""
+    greenwait.use_on_gevent()
     settings = get_settings()
     return create_db_engine(settings.database_url, pool_size=settings.database_pool_size)
 
@@ -60,6 +63,10 @@ class Deps:
     broker: Broker
     engine: Callable[[], Engine]
     platforms: Callable[[], PlatformRegistry]
+
+    def events(self) -> Events:
+        """Tenants' outcome webhooks on this process's engine and broker (built once)."""
+        return events_for(self.engine(), self.broker, self.settings)
 
 
 def service_deps(settings: Settings, broker: Broker) -> Deps:

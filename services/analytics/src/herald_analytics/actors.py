@@ -45,7 +45,13 @@ def declare_actors(broker: Broker, deps: Deps) -> list[dramatiq.Actor[Any, Any]]
         payload = PullAnalyticsPayload.model_validate(values, strict=False)
         if payload.job_id is not None:
             # A client's pull: its job records progress, result or failure.
-            run_job(deps.engine(), PULL_ANALYTICS, payload.job_id, puller().pull_job)
+            run_job(
+                deps.engine(),
+                PULL_ANALYTICS,
+                payload.job_id,
+                puller().pull_job,
+                events=deps.events(),
+            )
         else:
             # The scheduler's: a passing failure waits for the target's next slot.
             puller().pull_due(payload)

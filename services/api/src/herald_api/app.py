@@ -11,9 +11,17 @@ import falcon
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_api import console
 from herald_api.auth import ApiKeys
 from herald_api.errors import add_error_handlers
-from herald_api.middleware import AuthMiddleware, MetricsMiddleware, RequestIdMiddleware
+from herald_api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from herald_api.limiting import RateLimiter, TenantLimitsMiddleware
+from herald_api.middleware import (
+    AuthMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+    TextParamsMiddleware,
+)
 from herald_api.routes import build_routes, check_route, public_paths
 from herald_common.broker import build_broker
 from herald_common.db import create_db_engine
@@ -29,21 +37,33 @@ def create_app(
     broker: Broker,
     platforms: PlatformRegistry,
     api_keys: ApiKeys | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> falcon.App:
     """The API, serving the routing table with these collaborators (`api_keys`: the key
-    checker, by default one caching rows for API_KEY_CACHE_SECONDS)."""
+    checker, by default one caching rows for API_KEY_CACHE_SECONDS; `rate_limiter`: by
+    default on the broker's Redis, or in memory without one)."""
     routes = build_routes(engine=engine, broker=broker, platforms=platforms, settings=settings)
     keys = api_keys or ApiKeys(engine, ttl=settings.api_key_cache_seconds)
+    # The console's pages check their own session cookie, not a bearer key.
+    pages = console.pages(engine=engine, broker=broker, settings=settings)
     middleware: list[Any] = [
         MetricsMiddleware(),
         RequestIdMiddleware(),
-        AuthMiddleware(keys, public_paths(routes)),
+        AuthMiddleware(keys, public_paths(routes) | {page.path for page in pages}),
+        TenantLimitsMiddleware(
+            rate_limiter or RateLimiter.from_settings(settings),
+            max_active_jobs=settings.max_active_jobs_per_tenant,
+        ),
+        TextParamsMiddleware(),
+        IdempotencyMiddleware(IdempotencyStore(engine)),
     ]
     app = falcon.App(middleware=middleware)
     add_error_handlers(app)
     for route in routes:
         check_route(route)
         app.add_route(route.path, route.resource, suffix=route.suffix)
+    for page in pages:
+        app.add_route(page.path, page.resource, suffix=page.suffix)
     return app
 
 

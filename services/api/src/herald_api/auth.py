@@ -40,6 +40,9 @@ class Principal:
     tenant_id: str
     is_admin: bool
     key_id: str
+    #: The tenant's own limits (null: the settings' defaults).
+    rate_limit: str | None = None
+    max_active_jobs: int | None = None
 
 
 def hash_key(key: str) -> str:
@@ -103,12 +106,25 @@ class StoredKey:
     key_hash: str
     is_admin: bool
     revoked: bool
+    rate_limit: str | None = None
+    max_active_jobs: int | None = None
 
 
 _KEYS = ApiKey.__table__  # type: ignore[attr-defined]
-_FIND_KEY = select(
-    _KEYS.c.id, _KEYS.c.tenant_id, _KEYS.c.key_hash, _KEYS.c.is_admin, _KEYS.c.revoked_at
-).where(_KEYS.c.prefix == bindparam("prefix"))
+_TENANTS = Tenant.__table__  # type: ignore[attr-defined]
+_FIND_KEY = (
+    select(
+        _KEYS.c.id,
+        _KEYS.c.tenant_id,
+        _KEYS.c.key_hash,
+        _KEYS.c.is_admin,
+        _KEYS.c.revoked_at,
+        _TENANTS.c.rate_limit,
+        _TENANTS.c.max_active_jobs,
+    )
+    .join(_TENANTS, _TENANTS.c.id == _KEYS.c.tenant_id)
+    .where(_KEYS.c.prefix == bindparam("prefix"))
+)
 # What an unknown prefix is compared with, so that it takes as long as a wrong secret.
 _NO_HASH = hash_key("")
 
@@ -124,7 +140,13 @@ def check_key(key: str | None, stored: StoredKey | None) -> Principal:
         raise Unauthorized("invalid API key")
     if stored.revoked:
         raise Unauthorized("this API key has been revoked")
-    return Principal(tenant_id=stored.tenant_id, is_admin=stored.is_admin, key_id=stored.key_id)
+    return Principal(
+        tenant_id=stored.tenant_id,
+        is_admin=stored.is_admin,
+        key_id=stored.key_id,
+        rate_limit=stored.rate_limit,
+        max_active_jobs=stored.max_active_jobs,
+    )
 
 
 class ApiKeys:
@@ -189,6 +211,8 @@ class ApiKeys:
             key_hash=row.key_hash,
             is_admin=row.is_admin,
             revoked=row.revoked_at is not None,
+            rate_limit=row.rate_limit,
+            max_active_jobs=row.max_active_jobs,
         )
         if self._ttl > 0:
             with self._lock:

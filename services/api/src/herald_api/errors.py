@@ -20,6 +20,7 @@ from herald_common.errors import (
     HeraldError,
     InvalidInput,
     NotFound,
+    TooManyRequests,
     Unauthorized,
     UpstreamRefused,
     UpstreamUnavailable,
@@ -35,6 +36,7 @@ STATUS_OF: dict[type[HeraldError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     BadRequest: 400,
+    TooManyRequests: 429,
     UpstreamRefused: 502,
     UpstreamUnavailable: 503,
 }
@@ -107,7 +109,7 @@ def _handle_herald_error(
     resp.media = error_body(req, ex.code, ex.message, fields)
     if isinstance(ex, Unauthorized):
         resp.set_header("WWW-Authenticate", "Bearer")
-    if isinstance(ex, UpstreamUnavailable) and ex.retry_after:
+    if isinstance(ex, UpstreamUnavailable | TooManyRequests) and ex.retry_after:
         resp.set_header("Retry-After", str(max(1, round(ex.retry_after))))
 
 

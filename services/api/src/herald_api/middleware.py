@@ -11,6 +11,7 @@ from typing import Any
 import falcon
 
 from herald_api.auth import ApiKeys, bearer_token
+from herald_api.parsing import check_text
 from herald_common.errors import Forbidden
 from herald_common.logs import REQUEST_ID
 from herald_common.metrics import HTTP_DURATION, HTTP_REQUESTS
@@ -51,6 +52,17 @@ class RequestIdMiddleware:
             REQUEST_ID.reset(token)
 
 
+class TextParamsMiddleware:
+    """Refuses a NUL character in a path id or a query parameter (422 naming it) before any
+    resource puts it in a query: PostgreSQL's text cannot hold one, and would answer 500."""
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        check_text(params)
+        check_text(req.params)
+
+
 class AuthMiddleware:
     """Requires a valid API key on every route but the public ones; puts the tenant on context."""
 
@@ -70,6 +82,7 @@ class AuthMiddleware:
         req.context.tenant_id = principal.tenant_id
         req.context.is_admin = principal.is_admin
         req.context.api_key_id = principal.key_id
+        req.context.principal = principal
 
 
 class MetricsMiddleware:

@@ -25,9 +25,20 @@ _ERROR_TEXT = {
     413: "The body is too large.",
     415: "The body is not `application/json`.",
     422: "The input breaks a rule; `fields` names each one (`invalid_input`).",
+    429: "Over a limit: the API key's request rate, or the tenant's jobs in flight on a queue "
+    "(`too_many_requests`); see Retry-After.",
     500: "Unexpected error; quote the request id (`internal_error`).",
     502: "The platform refused Herald's own request: check its app settings (`upstream_refused`).",
     503: "A dependency (the database, the broker, a platform) is not ready; see Retry-After.",
+}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: the same key with the same request gets the first "
+    "answer again (with `Idempotent-Replayed: true`) for 24 hours; with another request it is "
+    "a 422, and while the first is still running a 409. Keys are the tenant's own.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 _PATH_PARAM = re.compile(r"{(\w+)}")
 
@@ -50,7 +61,9 @@ def _models(routes: list[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]
 def _error_codes(route: Route, op: Operation) -> list[int]:
     codes = set(op.errors) | {500}
     if not op.public:
-        codes.add(401)
+        codes |= {401, 429}
+        if op.method == "post":
+            codes |= {409, 422}  # Idempotency-Key: still running, or used for another request
     if _PATH_PARAM.search(route.path):
         codes.add(404)
     if op.body is not None:
@@ -95,6 +108,8 @@ def _operation(
             if "description" in schema:
                 param["description"] = schema["description"]
             parameters.append(param)
+    if op.method == "post" and not op.public:
+        parameters.append(_IDEMPOTENCY_KEY)
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
+from herald_api.assets import Assets
 from herald_api.resources.accounts import AccountCollection, AccountItem
 from herald_api.resources.connect import (
     AccountRefresh,
@@ -57,7 +58,16 @@ from herald_common.settings import Settings
 
 
 def _domains() -> tuple[DomainRoutes, ...]:
-    from herald_api.resources import analytics, approvals, brands, content, images, jobs
+    from herald_api.resources import (
+        analytics,
+        approvals,
+        brands,
+        content,
+        images,
+        jobs,
+        keys,
+        webhooks,
+    )
 
     return (
         brands.routes,
@@ -66,6 +76,8 @@ def _domains() -> tuple[DomainRoutes, ...]:
         approvals.routes,
         images.routes,
         analytics.routes,
+        webhooks.routes,
+        keys.routes,
     )
 
 
@@ -129,6 +141,21 @@ def build_routes(
             "/docs",
             Docs("/openapi.json"),
             (Operation("get", "API reference (HTML)", None, public=True, media_type="text/html"),),
+            tag="docs",
+        ),
+        Route(
+            "/assets/{name}",
+            Assets(),
+            (
+                Operation(
+                    "get",
+                    "A file the docs and the console load (served by Herald, never a CDN)",
+                    None,
+                    public=True,
+                    media_type="text/javascript",
+                    errors=(404,),
+                ),
+            ),
             tag="docs",
         ),
         Route(
@@ -227,7 +254,7 @@ def build_routes(
                     RefreshRequestedOut,
                     status=202,
                     body=AdminRefreshBody,
-                    errors=(403,),
+                    errors=(403, 404),  # 404: no such account or tenant
                 ),
             ),
             tag="admin",

@@ -41,6 +41,7 @@ def declare_actors(
             lambda run: generate_month(
                 run, registry=deps.platforms(), writer=the_writer(), settings=deps.settings
             ),
+            events=deps.events(),
         )
 
     def regenerate_post_actor(**kwargs: Any) -> None:
@@ -52,6 +53,7 @@ def declare_actors(
             lambda run: regenerate_post(
                 run, registry=deps.platforms(), writer=the_writer(), settings=deps.settings
             ),
+            events=deps.events(),
         )
 
     # A malformed message will not get better by retrying it.

@@ -34,6 +34,7 @@ from herald_common.queues import queue_store
 from herald_common.settings import Settings, get_settings
 from herald_common.stopping import stop_on_signals
 from herald_common.tokens import TokenKeeper
+from herald_common.webhooks import events_for
 from herald_common.workers import Deps, configure_logging
 from herald_content.actors import declare_actors as declare_content
 from herald_image.actors import declare_actors as declare_image
@@ -43,6 +44,7 @@ from herald_scheduler.__main__ import run as run_scheduler
 from herald_scheduler.dispatching import Dispatcher
 from herald_scheduler.observing import start_observer
 from herald_token_refresher.actors import declare_actors as declare_refresh
+from herald_webhooks.actors import declare_actors as declare_webhooks
 
 log = logging.getLogger("herald_embedded")
 DEMO_FILE = Path("var") / "demo.json"
@@ -93,7 +95,9 @@ def ensure_secret_key(settings: Settings, path: Path = KEY_FILE) -> Settings:
 
 
 def ensure_demo(engine: Engine, path: Path = DEMO_FILE) -> dict[str, str]:
-    """A demo tenant, key and sandbox account, made on first run and remembered in var/."""
+    """A demo tenant, key and sandbox account, made on first run and remembered in var/.
+
+    The key is an admin key, so the same key tries the API and opens the console."""
     if path.exists():
         demo = json.loads(path.read_text())
         with session_scope(engine) as session:
@@ -136,14 +140,26 @@ def main() -> None:
         platforms=platforms,
         settings=settings,
         pacer=publish_pacer(broker, settings),
+        events=events_for(engine, broker, settings),
     )
-    keeper = TokenKeeper(engine=engine, platforms=platforms, settings=settings)
+    keeper = TokenKeeper(
+        engine=engine,
+        platforms=platforms,
+        settings=settings,
+        events=events_for(engine, broker, settings),
+    )
     declare_publish(broker, lambda: publisher)
     declare_refresh(broker, lambda: keeper)
     deps = Deps(
         settings=settings, broker=broker, engine=lambda: engine, platforms=lambda: platforms
     )
-    for declare in (declare_content, declare_approval, declare_image, declare_analytics):
+    for declare in (
+        declare_content,
+        declare_approval,
+        declare_image,
+        declare_analytics,
+        declare_webhooks,
+    ):
         declare(broker, deps)
     # One Worker per queue, each with that queue's own concurrency, as the services run.
     workers = [
@@ -204,6 +220,7 @@ def banner(base: str, demo: dict[str, str]) -> str:
     return f"""
 Herald is running (embedded: SQLite, in-process broker, sandbox platform).
   API      {base}        docs {base}/docs
+  Console  {base}/admin  (sign in with this admin key)
   API key  {key}
   account  {demo["account_id"]}  (sandbox @demo)
 

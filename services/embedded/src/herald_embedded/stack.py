@@ -22,7 +22,7 @@ import httpx
 
 BIN = Path(sys.executable).parent
 #: The worker services besides the publisher and the token-refresher, by command suffix.
-WORKER_SERVICES = ("content", "approval", "image", "analytics")
+WORKER_SERVICES = ("content", "approval", "image", "analytics", "webhooks")
 T = TypeVar("T")
 
 
@@ -241,8 +241,12 @@ def main() -> None:
         if ensure_database(stack.database_url):
             print(f"created the database {stack.database_url.rsplit('/', 1)[-1]}", flush=True)
         stack.start()
+        # An operator's key besides the tenant's: the console and /v1/admin/ take only these.
+        admin_key = stack.create_tenant("operators", admin=True)
         print(f"Herald stack up: API {stack.base_url} (docs {stack.base_url}/docs)")
-        print(f"API key: {stack.api_key}\nlogs: {stack.logdir}", flush=True)
+        print(f"API key: {stack.api_key} (a tenant's)")
+        print(f"console: {stack.base_url}/admin (sign in with the admin key)")
+        print(f"admin key: {admin_key}\nlogs: {stack.logdir}", flush=True)
         for name in ("api", *stack.metrics_ports):
             print(f"metrics: {name:<16} {stack.metrics_url(name)}", flush=True)
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)

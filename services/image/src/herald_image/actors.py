@@ -31,7 +31,7 @@ def declare_actors(broker: Broker, deps: Deps) -> list[dramatiq.Actor[Any, Any]]
     def generate_image(**payload: Any) -> None:
         job = GenerateImagePayload.model_validate(payload, strict=False)
         try:
-            run_job(deps.engine(), GENERATE_IMAGE, job.job_id, generator())
+            run_job(deps.engine(), GENERATE_IMAGE, job.job_id, generator(), events=deps.events())
         except TransientError as exc:
             if exc.retry_after is None:
                 raise

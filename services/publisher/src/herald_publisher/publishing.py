@@ -42,7 +42,7 @@ from herald_common.errors import (
     TransientError,
     Waiting,
 )
-from herald_common.hot import Hot, Rollback
+from herald_common.hot import Hot
 from herald_common.lifecycle import Claim, Outcome, backoff_seconds
 from herald_common.lifecycle.claim import AccountRow
 from herald_common.metrics import ACCOUNTS_NEEDING_REAUTH, PUBLISH_MESSAGES_STALE
@@ -59,6 +59,7 @@ from herald_common.tokens import (
     request_refresh,
     waiting_reason,
 )
+from herald_common.webhooks import Events
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ class Publisher:
     settings: Settings
     clock: Callable[[], datetime] = field(default=utcnow)
     pacer: Pacer | None = None  # None: no pacing
+    #: Tenants' outcome webhooks (None: none emitted). With no endpoints a tenant costs no
+    #: statement: whether it has any is known in memory.
+    events: Events | None = None
     hot: Hot = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -128,6 +132,7 @@ class Publisher:
                 target_id=target_id,
                 claimed_version=claim.version,
                 reason="the publish call ended unexpectedly",
+                events=self.events,
             )
             return Result(status.value) if status else Result.LOST
         if not self._record(claim, outcome):
@@ -135,6 +140,8 @@ class Publisher:
             return Result.LOST
         if outcome.auth is not None:
             self._after_auth_failure(claim.account, outcome)
+        if self.events is not None:
+            self.events.target_settled(claim, outcome)
         if outcome.status == TargetStatus.PUBLISHED:
             log.debug("publish: target %s → published", target_id)
         else:
@@ -147,21 +154,23 @@ class Publisher:
         return Result(outcome.status.value)
 
     def _record(self, claim: Claim, outcome: Outcome) -> bool:
-        """Record the outcome in one transaction, with the platform's own bookkeeping when it
-        keeps some in Herald's database (the sandbox's delivery), so both or neither are
-        written."""
+        """Record the outcome in one transaction (one round trip on PostgreSQL), with the
+        platform's own bookkeeping when it keeps some in Herald's database (the sandbox's
+        delivery), written only if the outcome is."""
         now = self.clock()
-        recorded = False
+        result = outcome.result
         with self.hot.transaction() as db:
-            if outcome.result is not None and outcome.result.with_outcome is not None:
-                stored = outcome.result.with_outcome(db)
-                outcome = replace(outcome, result=replace(stored, with_outcome=None))
-            if not lifecycle.record_outcome(db, claim, outcome, now):
-                raise Rollback  # the platform's bookkeeping goes with it
-            recorded = True
-        if recorded:
-            lifecycle.observe(claim, outcome, now)
-        return recorded
+            recorded = lifecycle.record_outcome(
+                db,
+                claim,
+                outcome,
+                now,
+                bookkeeping=result.with_outcome if result is not None else None,
+            )
+        if not recorded:
+            return False
+        lifecycle.observe(claim, outcome, now)
+        return True
 
     def _hold_for_auth(self, claim: Claim, now: datetime) -> bool | None:
         """Put the target back to wait for its account to be connected again: True when it
@@ -386,10 +395,13 @@ class Publisher:
                 else col(Account.refreshed_at).is_(None)
             )
             where = [col(Account.status) == AccountStatus.ACTIVE, same_tokens]
-            if mark_needs_reauth(session, account, reason, now, where=where):
+            marked = mark_needs_reauth(session, account, reason, now, where=where)
+            if marked:
                 ACCOUNTS_NEEDING_REAUTH.labels(account.platform, "publish").inc()
             else:
                 release_held_targets(session, account, now)
+        if marked and self.events is not None:
+            self.events.account_needs_reauth(account, reason, now)
 
     def _wait(self, claim: Claim, exc: Waiting) -> Outcome:
         """A rate limit, a quota, or a post still processing: wait without spending an attempt,

@@ -6,6 +6,7 @@ import dramatiq
 
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import get_settings
+from herald_common.webhooks import Events
 from herald_common.workers import configure_logging, lazy, process_engine, worker_broker
 from herald_publisher.actors import declare_actors
 from herald_publisher.publishing import Publisher, publish_pacer
@@ -25,6 +26,7 @@ def publisher() -> Publisher:
         platforms=PlatformRegistry(engine, settings),
         settings=settings,
         pacer=publish_pacer(broker, settings),
+        events=Events(engine, broker, settings),
     )
 
 

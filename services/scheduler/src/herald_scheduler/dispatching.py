@@ -32,18 +32,20 @@ from sqlalchemy import and_, delete, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from herald_common import lifecycle
+from herald_common import lifecycle, webhooks
 from herald_common.contracts import PUBLISH
 from herald_common.db import session_scope, skip_locked
 from herald_common.jobs import resend_stale
 from herald_common.lifecycle import Queued
 from herald_common.metrics import PUBLISH_MESSAGES_RESENT
-from herald_common.models import Attempt, Target, TargetStatus
+from herald_common.models import Attempt, IdempotencyKey, Target, TargetStatus
+from herald_common.models.idempotency import IDEMPOTENCY_TTL
 from herald_common.platforms import PlatformRegistry
 from herald_common.queues import SentMessage, queue_names, queue_store
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 from herald_common.tokens import request_refresh_all
+from herald_common.webhooks import Events
 from herald_scheduler import analytics, approvals
 from herald_scheduler.cron import Cron, CronEntry
 from herald_scheduler.refreshing import RefreshDispatcher
@@ -103,12 +105,15 @@ class Dispatcher:
     cron: Cron | None = None
     sweeps: list[Sweep] = field(default_factory=list)
     sender: Sender | None = None  # built on the broker when not given
+    events: Events | None = None  # built on the engine and broker when not given
     #: Where resend_lost's walk over long-queued targets has got to (queued_at, id), and when
     #: it last looked (time.monotonic()).
     _lost_cursor: tuple[datetime, str] | None = field(default=None, init=False, repr=False)
     _lost_checked: float = field(default=float("-inf"), init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.events is None:
+            self.events = Events(self.engine, self.broker, self.settings)
         if self.sender is None:
             self.sender = Sender(self.broker, self._mark_unsent, clock=self.clock)
         if self.refreshes is None:
@@ -153,7 +158,7 @@ class Dispatcher:
 
     def resend_stale_jobs(self, now: datetime) -> int:
         """Jobs whose message was lost or whose worker died go back on their queue."""
-        outcome = resend_stale(self.engine, self.broker, self.settings, now)
+        outcome = resend_stale(self.engine, self.broker, self.settings, now, events=self.events)
         return outcome.resent + outcome.requeued + outcome.failed
 
     def request_all_refreshes(self, now: datetime) -> str:
@@ -190,8 +195,15 @@ class Dispatcher:
             left = deleted == ATTEMPTS_BATCH
             if not left:
                 break
+        with session_scope(self.engine) as session:
+            keys: int = session.execute(
+                delete(IdempotencyKey).where(IdempotencyKey.created_at < now - IDEMPOTENCY_TTL)  # type: ignore[arg-type]
+            ).rowcount  # type: ignore[attr-defined]
         more = "; more left for the next run" if left else ""
-        return f"{records} job record(s) and {attempts} attempt(s) dropped{more}"
+        return (
+            f"{records} job record(s), {attempts} attempt(s) and {keys} idempotency key(s)"
+            f" dropped{more}"
+        )
 
     def dispatch_due(self, now: datetime) -> tuple[int, int]:
         """Claim and send targets due by now + lookahead; (sent, failed to send)."""
@@ -313,6 +325,7 @@ class Dispatcher:
                     "the worker stopped while publishing (no result after "
                     f"{self.settings.reconcile_after_seconds:.0f} s)"
                 ),
+                events=self.events,
             )
             if status is not None:
                 settled += 1
@@ -340,16 +353,19 @@ def sweeps(dispatcher: Dispatcher) -> list[Sweep]:
         Sweep("jobs", 5.0, dispatcher.resend_stale_jobs),
         Sweep("approvals", 5.0, lambda now: approvals.sweep(engine, broker, settings, now)),
         Sweep("analytics", 5.0, lambda now: analytics.sweep(engine, broker, settings, now)),
+        # Webhook retries wait at least 10 s; a first message the broker lost, a lease (2 min).
+        Sweep("webhooks", 2.0, lambda now: webhooks.send_due(engine, broker, now)),
     ]
 
 
 def cron_entries(dispatcher: Dispatcher) -> list[CronEntry]:
-    """Every calendar job the scheduler runs: the one place they are declared."""
+    """Every calendar job the scheduler runs; their names and times are the settings'
+    `cron_schedule`, which the operator's console reads too."""
+    actions = {
+        "token-refresh-weekly": dispatcher.request_all_refreshes,
+        "clean-up": dispatcher.clean_up,
+    }
     return [
-        CronEntry(
-            "token-refresh-weekly",
-            dispatcher.settings.token_refresh_cron,
-            dispatcher.request_all_refreshes,
-        ),
-        CronEntry("clean-up", dispatcher.settings.cleanup_cron, dispatcher.clean_up),
+        CronEntry(name, expression, actions[name])
+        for name, expression in dispatcher.settings.cron_schedule().items()
     ]

@@ -7,6 +7,7 @@ import dramatiq
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import get_settings
 from herald_common.tokens import TokenKeeper
+from herald_common.webhooks import Events
 from herald_common.workers import configure_logging, lazy, process_engine, worker_broker
 from herald_token_refresher.actors import declare_actors
 
@@ -21,7 +22,10 @@ def keeper() -> TokenKeeper:
     """This process's TokenKeeper, built on first message."""
     engine = process_engine()
     return TokenKeeper(
-        engine=engine, platforms=PlatformRegistry(engine, settings), settings=settings
+        engine=engine,
+        platforms=PlatformRegistry(engine, settings),
+        settings=settings,
+        events=Events(engine, broker, settings),
     )
 
 

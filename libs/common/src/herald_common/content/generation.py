@@ -218,8 +218,10 @@ def generate_month(
 
 def _brand(session: Session, tenant_id: str, brand_id: str) -> Brand:
     brand = session.get(Brand, brand_id)
-    if brand is None or brand.tenant_id != tenant_id:
+    if brand is None:
         raise JobFailed(f"the brand {brand_id} was deleted before its posts were written")
+    if brand.tenant_id != tenant_id:
+        raise JobFailed(f"the brand {brand_id} is not this tenant's ({tenant_id})")
     return brand
 
 
@@ -301,8 +303,10 @@ def regenerate_post(
     preferences = Preferences.from_payload(payload.preferences)
     with session_scope(run.engine) as session:
         post = session.get(Post, payload.post_id)
-        if post is None or post.tenant_id != run.tenant_id:
+        if post is None:
             raise JobFailed("the post was deleted before it could be regenerated")
+        if post.tenant_id != run.tenant_id:
+            raise JobFailed(f"the post {payload.post_id} is not this tenant's ({run.tenant_id})")
         targets = post_targets(session, post.id)
         if reason := refusal(post, targets, latest_approval_status(session, post.id)):
             raise JobFailed(f"cannot regenerate: {reason}")

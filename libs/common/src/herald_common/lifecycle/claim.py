@@ -5,8 +5,8 @@ target only if it is still queued at that version and due. Zero rows means the m
 duplicate, stale (the post was edited, rescheduled or canceled since) or early.
 
 What the publish needs (the post's text and media; the account's platform, settings and sealed
-credentials) is read by a second statement of the same transaction, not returned by the claim
-through `UPDATE … FROM posts, accounts`: a claim that waited for an edit of the post to commit
+credentials) is read by a second statement of the same transaction, sent in the same round trip
+(herald_common.hot), not returned by the claim through `UPDATE … FROM posts, accounts`: a claim that waited for an edit of the post to commit
 would return the post as it was before the edit (PostgreSQL rechecks the claimed row after the
 wait, not the rows it was joined with), and publish the old text. Read after the claim, the
 post is the one the edit committed; and once the target is `publishing`, no edit may change it.
@@ -162,11 +162,13 @@ def claim(hot: Hot, target_id: str, version: int, now: datetime) -> Claim | None
     the message is a duplicate, stale or early."""
     params = {"w_id": target_id, "w_version": version, "w_now": now, "v_now": now}
     with hot.transaction() as db:
-        row = db.execute(_CLAIM, params).first()
-        if row is None:
-            return None
-        joined = db.execute(_POST_AND_ACCOUNT, {"w_id": target_id}).one()
-    return _claim_from(row, joined)
+        claimed = db.execute(_CLAIM, params)
+        # Sent with the claim, in its round trip; of no use when the claim found nothing.
+        joined = db.execute(_POST_AND_ACCOUNT, {"w_id": target_id})
+    row = claimed.first()
+    if row is None:
+        return None
+    return _claim_from(row, joined.one())
 
 
 def _claim_from(target: Row[Any] | HotRow, joined: Row[Any] | HotRow) -> Claim:

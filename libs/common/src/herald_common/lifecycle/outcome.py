@@ -14,7 +14,7 @@ platform's bookkeeping adds to it (the sandbox's delivery row):
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Boolean, ColumnElement, bindparam, exists, func, insert, select, update
 
 from herald_common.analytics import first_pull_at
+from herald_common.hot import HotResult
 from herald_common.lifecycle.claim import Claim
 from herald_common.lifecycle.moves import Executor, move
 from herald_common.lifecycle.states import PostStatus, TargetStatus
@@ -146,6 +147,26 @@ def target_values(outcome: Outcome, now: datetime) -> tuple[dict[str, Any], dict
     return values, add
 
 
+class Recorded:
+    """Whether an outcome was recorded, known once the statement that records it has been
+    answered: on the hot path that is when its transaction is sent, in one round trip with
+    everything else in it (asking sooner sends what is queued so far)."""
+
+    __slots__ = ("_moved",)
+
+    def __init__(self, moved: HotResult) -> None:
+        self._moved = moved
+
+    def __bool__(self) -> bool:
+        return bool(self._moved.one()[0])
+
+
+#: Bookkeeping written in the transaction that records an outcome, and only if it is recorded:
+#: called with the transaction and the id of the try's attempt row, whose existence is the
+#: condition (see PublishResult.with_outcome).
+Bookkeeping = Callable[[Any, str], None]
+
+
 def record_outcome(
     db: Executor,
     claim: Claim,
@@ -153,10 +174,12 @@ def record_outcome(
     now: datetime,
     *,
     attempt_id: str | None = None,
-) -> bool:
+    bookkeeping: Bookkeeping | None = None,
+) -> bool | Recorded:
     """Move the claimed target to its outcome, write (or finish, given `attempt_id`) the
-    attempt row, and derive the post's status; False when the target was no longer this try's
-    to move (nothing is written then). The caller commits, then calls `observe`."""
+    attempt row, and derive the post's status; false when the target was no longer this try's
+    to move (nothing is written then, the bookkeeping included). The caller commits, then
+    calls `observe`."""
     values, add = target_values(outcome, now)
     finish = {
         "a_finished_at": now,
@@ -169,10 +192,23 @@ def record_outcome(
     single = claim.post_targets == 1
     status = derive_post_status([outcome.status]) if single else None
     if attempt_id is None and _dialect(db) == "postgresql":
+        new_attempt = new_id()
         moved = _settle_in_one_statement(
-            db, claim, outcome, values=values, add=add, finish=finish, status=status, now=now
+            db,
+            claim,
+            outcome,
+            attempt_id=new_attempt,
+            values=values,
+            add=add,
+            finish=finish,
+            status=status,
+            now=now,
         )
-        if not moved:
+        if bookkeeping is not None:
+            bookkeeping(db, new_attempt)  # written only if the attempt row is
+        if single:
+            return Recorded(moved)  # read once the transaction is sent
+        if not Recorded(moved):
             return False
     else:
         if not move(
@@ -187,9 +223,12 @@ def record_outcome(
         ):
             return False
         if attempt_id is None:
-            db.execute(_INSERT_ATTEMPT, {**_attempt_start(claim, new_id()), **finish})
+            attempt_id = new_id()
+            db.execute(_INSERT_ATTEMPT, {**_attempt_start(claim, attempt_id), **finish})
         else:
             db.execute(_FINISH_ATTEMPT, {"w_id": attempt_id, **finish})
+        if bookkeeping is not None:
+            bookkeeping(db, attempt_id)
         if single and status is not None and status != claim.post_status:
             store_post_status(db, claim.post_id, status, now)
     if not single:
@@ -299,12 +338,13 @@ def _settle_in_one_statement(
     claim: Claim,
     outcome: Outcome,
     *,
+    attempt_id: str,
     values: dict[str, Any],
     add: dict[str, int],
     finish: dict[str, Any],
     status: PostStatus | None,
     now: datetime,
-) -> bool:
+) -> HotResult:
     apply = status is not None and status != claim.post_status
     params: dict[str, Any] = {
         "w_id": claim.target_id,
@@ -312,7 +352,7 @@ def _settle_in_one_statement(
         "w_post_id": claim.post_id,
         "v_status": outcome.status,
         **{f"v_{key}": value for key, value in values.items()},
-        **_attempt_start(claim, new_id()),
+        **_attempt_start(claim, attempt_id),
         **finish,
         "p_apply": apply,
         "p_status": status or claim.post_status,
@@ -320,8 +360,8 @@ def _settle_in_one_statement(
         "p_published_at": now if status in WENT_OUT else None,
     }
     statement = _settle_statement(tuple(sorted(values)), tuple(sorted(add.items())))
-    moved, _, _ = db.execute(statement, params).one()
-    return bool(moved)
+    result: HotResult = db.execute(statement, params)
+    return result
 
 
 def put_back(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
@@ -36,6 +37,9 @@ from herald_common.models import AttemptOutcome
 from herald_common.platforms import LookupUnsupported, PlatformRegistry
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from herald_common.webhooks import Events
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,7 @@ def reconcile(
     target_id: str,
     claimed_version: int,
     reason: str,
+    events: Events | None = None,
 ) -> TargetStatus | None:
     """Settle a target still `publishing` at `claimed_version`; what it became, or None when
     it was not there to settle or must be asked about again later."""
@@ -101,6 +106,8 @@ def reconcile(
         moved = record_outcome(db, claim, outcome, now, attempt_id=attempt_id)
     if moved:
         observe(claim, outcome, now)
+        if events is not None:
+            events.target_settled(claim, outcome)
     return outcome.status if moved else None
 
 

@@ -32,6 +32,14 @@ class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
+        # A tenant's jobs in flight, counted against its limit per queue when one is started.
+        Index(
+            "ix_jobs_tenant_active",
+            "tenant_id",
+            "kind",
+            postgresql_where=text("status IN ('queued', 'running')"),
+            sqlite_where=text("status IN ('queued', 'running')"),
+        ),
         Index(
             "ix_jobs_queued",
             "queued_at",

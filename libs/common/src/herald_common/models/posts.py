@@ -146,6 +146,13 @@ class Target(SQLModel, table=True):
             postgresql_where=text("status = 'published'"),
             sqlite_where=text("status = 'published'"),
         ),
+        # The operator's console lists failed targets, newest first (written only on failure).
+        Index(
+            "ix_targets_failed",
+            "finished_at",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
         Index(
             "ix_targets_unknown",
             "updated_at",

@@ -17,6 +17,12 @@ class Tenant(SQLModel, table=True):
     id: str = id_field()
     name: str = Field(max_length=200)
     created_at: datetime = timestamp(nullable=False, default_now=True)
+    #: Requests per API key, in the `limits` package's notation ("600/minute", "10/second;
+    #: 600/minute"); null: the API_RATE_LIMIT setting.
+    rate_limit: str | None = Field(default=None, max_length=100)
+    #: Jobs queued or running per shared queue (content, image, analytics); null: the
+    #: MAX_ACTIVE_JOBS_PER_TENANT setting.
+    max_active_jobs: int | None = Field(default=None)
 
 
 class ApiKey(SQLModel, table=True):

@@ -36,7 +36,7 @@ from herald_common.platforms.facebook import (
     FacebookPlatform,
     FacebookSettings,
 )
-from herald_common.platforms.http import PublicOnlyTransport
+from herald_common.platforms.http import PublicAddresses, PublicOnlyTransport
 from herald_common.platforms.instagram import (
     InstagramCredentials,
     InstagramPlatform,
@@ -221,6 +221,10 @@ class PlatformRegistry:
         settings = settings or Settings()
         self._engine = engine
         self.credentials = CredentialBox(settings.secret_keys)
+        #: Checks tenants' URLs as they are given: public hosts only (see PublicOnlyTransport).
+        self.addresses = PublicAddresses(
+            allow_private=settings.platform_allow_private_addresses, own_url=settings.public_url
+        )
         self._client = client or http_client(settings)
         poll = settings.platform_poll_interval_seconds
         self._adapters: dict[str, Platform] = {

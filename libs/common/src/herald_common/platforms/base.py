@@ -82,9 +82,11 @@ class PublishResult:
     http_status: int | None = None
     #: Bookkeeping the platform keeps in Herald's own database (the sandbox's delivery row),
     #: written in the transaction that records the outcome, so that both or neither are: it
-    #: is given that transaction's connection (a herald_common.hot one) and returns the
-    #: result as stored.
-    with_outcome: Callable[[Any], PublishResult] | None = field(
+    #: is given that transaction's connection (a herald_common.hot one) and the id of the
+    #: try's attempt row, and writes only if that row exists (the transaction's statements
+    #: are sent together, so it cannot wait to see whether the outcome was recorded; None:
+    #: write unconditionally). Nothing it writes may change this result.
+    with_outcome: Callable[[Any, str | None], None] | None = field(
         default=None, repr=False, compare=False
     )
 

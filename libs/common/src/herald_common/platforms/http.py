@@ -29,6 +29,8 @@ from typing import Any
 import httpx
 
 from herald_common.errors import (
+    FieldError,
+    InvalidInput,
     NeedsAuth,
     PermanentError,
     PlatformError,
@@ -273,17 +275,92 @@ class PublicOnlyTransport(httpx.HTTPTransport):
 
 
 def refuse_private(host: str, port: int) -> None:
-    """PermanentError when `host` is or resolves to an address that is not public."""
+    """PermanentError when `host` is or resolves to an address that is not public. The message
+    names the host only: what a tenant's name resolves to inside our network is not theirs."""
+    problem = address_problem(host, port)
+    if problem is not None:
+        raise PermanentError(f"refusing to connect to {host}: it {problem}")
+
+
+def address_problem(host: str, port: int = 443) -> str | None:
+    """Why `host` may not be connected to ("is a non-public address", "resolves to a non-public
+    address"), or None when it is public. A name that does not resolve passes: the connection
+    attempt reports it."""
+    literal = _ip(host.strip("[]"))
+    if literal is not None:
+        return None if is_public(literal) else "is a non-public address"
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        return  # unresolvable: the connection attempt reports it
+        return None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise PermanentError(
-                f"refusing to connect to {host}: it is a non-public address ({address})"
-            )
+        address = _ip(str(info[4][0]))
+        if address is None or not is_public(address):
+            return "resolves to a non-public address"
+    return None
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 scope is no part of it
+    except ValueError:
+        return None
+
+
+class PublicAddresses:
+    """Checks tenants' URLs when they are given (media, webhooks, instance URLs), so that one
+    that could only be refused when the post goes out is a 422 at once. The same rule as
+    PublicOnlyTransport, and switched off by the same setting. URLs under Herald's own
+    PUBLIC_URL (an attached image's signed URL) are the operator's, and pass."""
+
+    def __init__(self, *, allow_private: bool, own_url: str | None = None) -> None:
+        self._allow_private = allow_private
+        self._own = own_url.rstrip("/") + "/" if own_url else None
+
+    def errors(self, urls: Mapping[str, str | None]) -> list[FieldError]:
+        """A FieldError per URL (keyed by its field) whose host is not a public address."""
+        if self._allow_private:
+            return []
+        errors = []
+        for field, url in urls.items():
+            if url and self._own and url.startswith(self._own):
+                continue
+            try:
+                host = httpx.URL(url).host if url else ""
+            except (httpx.InvalidURL, TypeError):
+                continue  # the schema's own check says what is wrong with it
+            problem = address_problem(host) if host else None
+            if problem is not None:
+                errors.append(
+                    FieldError(field, f"its host {problem}; Herald connects to public hosts only")
+                )
+        return errors
+
+    def check(self, urls: Mapping[str, str | None]) -> None:
+        """InvalidInput naming every URL whose host is not a public address."""
+        errors = self.errors(urls)
+        if errors:
+            raise InvalidInput(errors)
+
+
+#: NAT64's well-known prefix (RFC 6052): its last 32 bits are an IPv4 address.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether an address is global unicast — an IPv6 address that carries an IPv4 one
+    (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, 6to4, Teredo, NAT64) only if that one is
+    too: `[::127.0.0.1]` reaches loopback on a host that routes it."""
+    if isinstance(address, ipaddress.IPv6Address):
+        value = int(address)
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and address.teredo is not None:
+            embedded = address.teredo[1]
+        if embedded is None and (value >> 32 == 0 or address in _NAT64):
+            embedded = ipaddress.IPv4Address(value & 0xFFFFFFFF)
+        if embedded is not None and not is_public(embedded):
+            return False
+    return address.is_global and not address.is_multicast
 
 
 def media_mime(item: Mapping[str, Any]) -> str | None:

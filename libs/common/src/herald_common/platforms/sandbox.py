@@ -33,22 +33,22 @@ import hashlib
 import math
 import random
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, exists
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import func, select
 
 from herald_common.db import session_scope
 from herald_common.errors import NeedsAuth, PermanentError, RateLimited, TransientError
-from herald_common.hot import HotConnection
-from herald_common.models import SandboxDelivery
-from herald_common.models.base import new_id
+from herald_common.hot import BufferedConnection, HotConnection
+from herald_common.models import Attempt, SandboxDelivery
 from herald_common.platforms.base import (
     AccountRef,
     MetricsRequest,
@@ -132,26 +132,25 @@ class SandboxPlatform(Platform):
                 self._fail(request, options)
         if options.hold_after_accept_ms:
             return self._accept_and_hold(request, options.hold_after_accept_ms)
-        delivery_id = new_id()
-        result = self._result(delivery_id, request.account, status=200)
+        result = self._result(accepted_id(request), request.account, status=200)
         return replace(
-            result, with_outcome=lambda db: self._store(db, request, delivery_id, result)
+            result, with_outcome=lambda db, attempt_id: self._store(db, request, attempt_id)
         )
 
     def _store(
         self,
-        db: HotConnection | Connection,
+        db: HotConnection | BufferedConnection,
         request: PublishRequest,
-        delivery_id: str,
-        result: PublishResult,
-    ) -> PublishResult:
-        """Write the accepted post in the outcome's transaction: one statement, or two when
-        the key was accepted before (its first post is the answer, as on a real platform)."""
-        statement = _ACCEPT[db.dialect.name]
-        row = db.execute(
+        attempt_id: str | None,
+    ) -> None:
+        """Write the accepted post in the outcome's transaction, if the outcome is recorded
+        (its attempt row `attempt_id` exists; None: unconditionally). A key accepted before is
+        the same post (its id is the key's), kept as it was: one statement either way."""
+        statement = (_ACCEPT if attempt_id is None else _ACCEPT_IF_RECORDED)[db.dialect.name]
+        db.execute(
             statement,
             {
-                "id": delivery_id,
+                "id": accepted_id(request),
                 "tenant_id": request.account.tenant_id,
                 "account_id": request.account.id,
                 "idempotency_key": request.idempotency_key,
@@ -159,17 +158,9 @@ class SandboxPlatform(Platform):
                 "outcome": "accepted",
                 "content": request.text,
                 "created_at": utcnow(),
+                "attempt_id": attempt_id,
             },
-        ).first()
-        if row is not None:
-            return result
-        earlier = db.execute(
-            select(SandboxDelivery.id).where(
-                SandboxDelivery.account_id == request.account.id,
-                SandboxDelivery.accepted_key == request.idempotency_key,
-            )
-        ).scalar_one()
-        return self._result(earlier, request.account, status=200)
+        )
 
     def _accept_and_hold(self, request: PublishRequest, hold_ms: int) -> PublishResult:
         """Accept in a transaction of its own, then wait before answering."""
@@ -178,6 +169,7 @@ class SandboxPlatform(Platform):
             return existing
         with session_scope(self._engine) as session:
             delivery = SandboxDelivery(
+                id=accepted_id(request),
                 tenant_id=request.account.tenant_id,
                 account_id=request.account.id,
                 idempotency_key=request.idempotency_key,
@@ -289,6 +281,7 @@ def _latency_seconds(options: SandboxSettings) -> float:
 
 
 _DELIVERIES = SandboxDelivery.__table__  # type: ignore[attr-defined]
+_ATTEMPTS = Attempt.__table__  # type: ignore[attr-defined]
 _COLUMNS = (
     "id",
     "tenant_id",
@@ -299,14 +292,34 @@ _COLUMNS = (
     "content",
     "created_at",
 )
-#: INSERT … ON CONFLICT (account_id, accepted_key) DO NOTHING RETURNING id, per dialect.
+_DIALECTS = (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+#: INSERT … ON CONFLICT DO NOTHING (the key was accepted before: it is that post), per dialect.
 _ACCEPT = {
     name: dialect_insert(_DELIVERIES)
     .values({column: bindparam(column) for column in _COLUMNS})
-    .on_conflict_do_nothing(index_elements=["account_id", "accepted_key"])
-    .returning(_DELIVERIES.c.id)
-    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+    .on_conflict_do_nothing()
+    for name, dialect_insert in _DIALECTS
 }
+#: The same, only if the outcome's attempt row exists (the transaction recorded the outcome).
+_ACCEPT_IF_RECORDED = {
+    name: dialect_insert(_DELIVERIES)
+    .from_select(
+        list(_COLUMNS),
+        select(  # type: ignore[call-overload]
+            *(bindparam(column, type_=_DELIVERIES.c[column].type) for column in _COLUMNS)
+        ).where(exists().where(_ATTEMPTS.c.id == bindparam("attempt_id"))),
+    )
+    .on_conflict_do_nothing()
+    for name, dialect_insert in _DIALECTS
+}
+#: Accepted posts are named by their account and key, as a platform answers a repeated key with
+#: the post it accepted first.
+_ACCEPTED = uuid.UUID("5c1f0e5e-7a51-4c4e-9a0b-8d7c2b1e3f60")
+
+
+def accepted_id(request: PublishRequest) -> str:
+    """The id of the post this account accepts for this request's idempotency key."""
+    return str(uuid.uuid5(_ACCEPTED, f"{request.account.id}/{request.idempotency_key}"))
 
 
 def sandbox_metrics(delivery_id: str, age_seconds: float) -> PostMetrics:

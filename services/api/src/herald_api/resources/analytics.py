@@ -44,7 +44,13 @@ class AnalyticsPull:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_body(req, AnalyticsPullBody)
-        job = analytics.start_pull(self._engine, self._broker, req.context.tenant_id, body)
+        job = analytics.start_pull(
+            self._engine,
+            self._broker,
+            req.context.tenant_id,
+            body,
+            max_active=req.context.max_active_jobs,
+        )
         accepted(resp, job)
 
 

@@ -6,7 +6,7 @@ import falcon
 from dramatiq.broker import Broker
 from sqlalchemy.engine import Engine
 
-from herald_api.parsing import parse_body
+from herald_api.parsing import parse_body, request_body
 from herald_api.routing import Operation, Route
 from herald_api.schemas import PostDetailOut
 from herald_api.schemas.approvals import (
@@ -25,6 +25,7 @@ from herald_common.errors import Conflict
 from herald_common.notify import tenant_signing_key
 from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
+from herald_common.webhooks import event_id, events_for
 
 
 class ApprovalActions:
@@ -37,17 +38,30 @@ class ApprovalActions:
         self._broker = broker
         self._platforms = platforms
         self._settings = settings
+        self._events = events_for(engine, broker, settings)
+
+    def _emit(self, tenant_id: str, event_type: str, out: PostDetailOut) -> None:
+        """Tell the tenant's webhooks (after the change committed)."""
+        approval = out.approval.model_dump(mode="json") if out.approval is not None else {}
+        data = {"post_id": out.id, "post_status": out.status, "approval": approval}
+        self._events.emit(tenant_id, event_type, data, id=event_id(approval.get("id"), event_type))
 
     def on_post_submit(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
         # Every field has a default (the brand's): the body may be left out.
-        body = parse_body(req, SubmitBody) if req.content_length else SubmitBody()
+        body = parse_body(req, SubmitBody) if request_body(req) else SubmitBody()
         with session_scope(self._engine) as session:
             post, approval = approvals.submit(
-                session, req.context.tenant_id, post_id, body, settings=self._settings
+                session,
+                req.context.tenant_id,
+                post_id,
+                body,
+                settings=self._settings,
+                addresses=self._platforms.addresses,
             )
             out = posts.describe_detail(session, post)
         # Committed: only now may the approvers be told.
         approvals.send_request(self._engine, self._broker, approval)
+        self._emit(req.context.tenant_id, "approval.requested", out)
         resp.media = out.model_dump(mode="json")
 
     def on_post_approve(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
@@ -57,6 +71,7 @@ class ApprovalActions:
                 session, req.context.tenant_id, post_id, body, platforms=self._platforms
             )
             out = posts.describe_detail(session, post)
+        self._emit(req.context.tenant_id, "approval.approved", out)
         resp.media = out.model_dump(mode="json")
 
     def on_post_reject(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
@@ -64,6 +79,7 @@ class ApprovalActions:
         with session_scope(self._engine) as session:
             post = approvals.reject(session, req.context.tenant_id, post_id, body)
             out = posts.describe_detail(session, post)
+        self._emit(req.context.tenant_id, "approval.rejected", out)
         resp.media = out.model_dump(mode="json")
 
 

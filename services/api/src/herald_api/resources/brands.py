@@ -18,8 +18,9 @@ from herald_common.settings import Settings
 class BrandCollection:
     """/v1/brands"""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, platforms: PlatformRegistry) -> None:
         self._engine = engine
+        self._platforms = platforms
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = parse_query(req, BrandListQuery)
@@ -35,7 +36,9 @@ class BrandCollection:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_body(req, BrandCreate)
         with session_scope(self._engine) as session:
-            brand = brands.create_brand(session, req.context.tenant_id, body)
+            brand = brands.create_brand(
+                session, req.context.tenant_id, body, addresses=self._platforms.addresses
+            )
             out = BrandOut.model_validate(brand)
         resp.status = 201
         resp.location = f"/v1/brands/{out.id}"
@@ -45,8 +48,9 @@ class BrandCollection:
 class BrandItem:
     """/v1/brands/{brand_id}"""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, platforms: PlatformRegistry) -> None:
         self._engine = engine
+        self._platforms = platforms
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, brand_id: str) -> None:
         with session_scope(self._engine) as session:
@@ -56,7 +60,13 @@ class BrandItem:
     def on_patch(self, req: falcon.Request, resp: falcon.Response, brand_id: str) -> None:
         body = parse_body(req, BrandUpdate)
         with session_scope(self._engine) as session:
-            brand = brands.update_brand(session, req.context.tenant_id, brand_id, body)
+            brand = brands.update_brand(
+                session,
+                req.context.tenant_id,
+                brand_id,
+                body,
+                addresses=self._platforms.addresses,
+            )
             out = BrandOut.model_validate(brand)
         resp.media = out.model_dump(mode="json")
 
@@ -73,7 +83,7 @@ def routes(
     return [
         Route(
             "/v1/brands",
-            BrandCollection(engine),
+            BrandCollection(engine, platforms),
             (
                 Operation("get", "List brands, newest first", BrandPage, query=BrandListQuery),
                 Operation(
@@ -92,7 +102,7 @@ def routes(
         ),
         Route(
             "/v1/brands/{brand_id}",
-            BrandItem(engine),
+            BrandItem(engine, platforms),
             (
                 Operation("get", "Get a brand", BrandOut),
                 Operation(

@@ -27,7 +27,12 @@ class BrandGeneration:
     def on_post(self, req: falcon.Request, resp: falcon.Response, brand_id: str) -> None:
         body = parse_body(req, GenerateBody)
         job = content.start_generation(
-            self._engine, self._broker, req.context.tenant_id, brand_id, body
+            self._engine,
+            self._broker,
+            req.context.tenant_id,
+            brand_id,
+            body,
+            max_active=req.context.max_active_jobs,
         )
         accepted(resp, job)
 
@@ -42,7 +47,12 @@ class PostRegeneration:
     def on_post(self, req: falcon.Request, resp: falcon.Response, post_id: str) -> None:
         body = parse_body(req, RegenerateBody)
         job = content.start_regeneration(
-            self._engine, self._broker, req.context.tenant_id, post_id, body
+            self._engine,
+            self._broker,
+            req.context.tenant_id,
+            post_id,
+            body,
+            max_active=req.context.max_active_jobs,
         )
         accepted(resp, job)
 

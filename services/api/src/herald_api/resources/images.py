@@ -75,7 +75,13 @@ class ImageCollection:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = parse_body(req, ImageCreate)
-        job = images.start_generation(self._engine, self._broker, req.context.tenant_id, body)
+        job = images.start_generation(
+            self._engine,
+            self._broker,
+            req.context.tenant_id,
+            body,
+            max_active=req.context.max_active_jobs,
+        )
         accepted(resp, job)
 
 

@@ -18,8 +18,10 @@ from herald_common.platforms import PlatformRegistry
 from herald_common.settings import Settings
 
 #: Seed 003's job names that have a test endpoint (every contract but publishing and refresh,
-#: which have their own admin routes).
-TEST_JOBS = tuple(c.job_name for c in CONTRACTS if c.queue not in ("publish", "token-refresh"))
+#: which have their own admin routes, and webhook deliveries, which are a tenant's events).
+TEST_JOBS = tuple(
+    c.job_name for c in CONTRACTS if c.queue not in ("publish", "token-refresh", "webhooks")
+)
 
 
 def accepted(resp: falcon.Response, job: Job) -> None:

@@ -4,7 +4,7 @@ history."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,6 +13,11 @@ from herald_common.platforms import PLATFORMS
 
 Metric = Literal["likes", "reposts", "replies", "quotes", "views", "impressions"]
 Grouping = Literal["day", "account", "platform"]
+
+#: Days a range may start or end on: Herald published nothing before 2000, and a range's
+#: arithmetic (a day before, a day after) must stay within datetime's years 1-9999.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(9999, 12, 30)
+Day = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)]
 
 #: The longest range GET /v1/analytics aggregates over, in days (both ends included).
 MAX_RANGE_DAYS = 366
@@ -24,10 +29,10 @@ MAX_PULL_POSTS = 1000
 class AnalyticsPullBody(Body):
     """What to pull: the tenant's published posts, all or some."""
 
-    start: date | None = Field(
+    start: Day | None = Field(
         default=None, description="Only targets published on this UTC day or later."
     )
-    end: date | None = Field(
+    end: Day | None = Field(
         default=None, description="Only targets published on this UTC day or earlier."
     )
     metrics: list[Metric] | None = Field(
@@ -57,10 +62,10 @@ class AnalyticsQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    start: date | None = Field(
+    start: Day | None = Field(
         default=None, description="First UTC day (default: 29 days before `end`)."
     )
-    end: date | None = Field(default=None, description="Last UTC day (default: today).")
+    end: Day | None = Field(default=None, description="Last UTC day (default: today).")
     platform: str | None = Field(default=None, description="One of: " + ", ".join(PLATFORMS))
     account_id: str | None = Field(default=None, max_length=36)
     group_by: list[Grouping] = Field(

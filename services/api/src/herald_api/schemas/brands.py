@@ -82,7 +82,8 @@ def _timezone(value: str | None) -> str | None:
     return value
 
 
-def _webhook(value: str | None) -> str | None:
+def http_url(value: str | None) -> str | None:
+    """A webhook URL's check: http or https, with a host."""
     if value is None:
         return None
     parts = urlsplit(value)
@@ -185,7 +186,7 @@ class BrandCreate(Body):
     _name = field_validator("name")(_blank_to_error)
     _once = field_validator("hashtags", "topics")(each_once)
     _zone = field_validator("timezone")(_timezone)
-    _hook = field_validator("webhook_url")(_webhook)
+    _hook = field_validator("webhook_url")(http_url)
 
 
 class BrandUpdate(Body):
@@ -216,7 +217,7 @@ class BrandUpdate(Body):
     _name = field_validator("name")(_blank_to_error)
     _once = field_validator("hashtags", "topics")(each_once)
     _zone = field_validator("timezone")(_timezone)
-    _hook = field_validator("webhook_url")(_webhook)
+    _hook = field_validator("webhook_url")(http_url)
 
 
 #: Fields a PATCH may set to null (the others must be left out to stay as they are).

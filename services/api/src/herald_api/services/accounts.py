@@ -63,6 +63,16 @@ def checked_settings(platform: str, values: Mapping[str, Any]) -> dict[str, Any]
     return _checked(SCHEMAS[platform].settings, dict(values), "settings")
 
 
+def url_settings(values: Mapping[str, Any], prefix: str = "settings.") -> dict[str, str]:
+    """The settings that are URLs Herald will call (Mastodon's `instance_url`, Bluesky's
+    `service_url`), by field, for the public-address check."""
+    return {
+        f"{prefix}{name}": value
+        for name, value in values.items()
+        if name.endswith("_url") and isinstance(value, str)
+    }
+
+
 def checked_credentials(
     box: CredentialBox, platform: str, credentials: Mapping[str, Any] | None
 ) -> str | None:
@@ -99,12 +109,14 @@ def create_account(
         errors.append(FieldError("platform", f"must be one of: {', '.join(PLATFORMS)}"))
     if errors:
         raise InvalidInput(errors)
+    settings = checked_settings(body.platform, body.settings)
+    platforms.addresses.check(url_settings(settings))
     account = Account(
         tenant_id=tenant_id,
         platform=body.platform,
         handle=body.handle.strip(),
         external_id=body.external_id,
-        settings=checked_settings(body.platform, body.settings),
+        settings=settings,
         credentials=checked_credentials(platforms.credentials, body.platform, body.credentials),
         token_expires_at=token_expires_at(platforms, body.platform, body.credentials),
         created_at=now,
@@ -143,7 +155,9 @@ def update_account(
             raise InvalidInput(errors)
         account.handle = body.handle.strip()
     if body.settings is not None:
-        account.settings = checked_settings(account.platform, body.settings)
+        settings = checked_settings(account.platform, body.settings)
+        platforms.addresses.check(url_settings(settings))
+        account.settings = settings
     if body.credentials is not None:
         account.credentials = checked_credentials(
             platforms.credentials, account.platform, body.credentials

@@ -41,7 +41,9 @@ from herald_common.timeutil import utcnow
 # -- pulling ----------------------------------------------------------------------------------
 
 
-def start_pull(engine: Engine, broker: Broker, tenant_id: str, body: AnalyticsPullBody) -> Job:
+def start_pull(
+    engine: Engine, broker: Broker, tenant_id: str, body: AnalyticsPullBody, *, max_active: int
+) -> Job:
     """Accept a client's pull: checked (422 naming the field) before anything is written, then
     a job is written and sent.
 
@@ -63,7 +65,7 @@ def start_pull(engine: Engine, broker: Broker, tenant_id: str, body: AnalyticsPu
             payload["metrics"] = list(dict.fromkeys(body.metrics))
         return payload
 
-    return start_job(engine, broker, tenant_id, PULL_ANALYTICS, prepare)
+    return start_job(engine, broker, tenant_id, PULL_ANALYTICS, prepare, max_active=max_active)
 
 
 def _check_order(start: date | None, end: date | None) -> None:

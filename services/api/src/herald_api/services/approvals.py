@@ -32,7 +32,7 @@ from herald_api.schemas.approvals import (
     phone_digits,
 )
 from herald_api.services import posts
-from herald_api.services.scheduling import resolve_schedule, zone
+from herald_api.services.scheduling import resolve_schedule, to_utc, zone
 from herald_common.contracts import NOTIFY_APPROVERS, NotifyApproversPayload, send
 from herald_common.db import session_scope
 from herald_common.errors import Conflict, FieldError, Forbidden, InvalidInput, field_errors
@@ -46,6 +46,7 @@ from herald_common.models import (
 )
 from herald_common.notify import ADDRESS, CHANNELS
 from herald_common.platforms import PlatformRegistry
+from herald_common.platforms.http import PublicAddresses
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 
@@ -70,12 +71,13 @@ def submit(
     body: SubmitBody,
     *,
     settings: Settings,
+    addresses: PublicAddresses,
     now: datetime | None = None,
 ) -> tuple[Post, Approval]:
     """A new pending request for the post; the post waits for it as `pending_approval`."""
     now = now or utcnow()
     post = posts.get_post(session, tenant_id, post_id, lock=True)
-    approval = _request(session, post, body, settings, now)
+    approval = _request(session, post, body, settings, now, addresses=addresses)
     if post.status == PostStatus.PENDING_APPROVAL:
         raise Conflict(
             "the post is already waiting for approval; an approver approves or rejects it, or "
@@ -93,7 +95,13 @@ def submit(
 
 
 def _request(
-    session: Session, post: Post, body: SubmitBody, settings: Settings, now: datetime
+    session: Session,
+    post: Post,
+    body: SubmitBody,
+    settings: Settings,
+    now: datetime,
+    *,
+    addresses: PublicAddresses,
 ) -> Approval:
     """The request `body` asks for, defaults taken from the post and its brand; InvalidInput
     naming every field that breaks a rule."""
@@ -111,6 +119,7 @@ def _request(
     webhook_url = body.webhook_url or (brand.webhook_url if brand else None)
     if "webhook" in channels and not webhook_url:
         errors.append(FieldError("webhook_url", f"is required for {notification_type} notices"))
+    errors += addresses.errors({"webhook_url": body.webhook_url})
     people = [c for c in channels if c != "webhook"]
     if people and "webhook" not in channels:
         for index, approver in enumerate(approvers):
@@ -214,7 +223,10 @@ def _due_at(
                 errors.append(FieldError("due_at", "has no UTC offset; add one or give timezone"))
             return now
         due_at = due_at.replace(tzinfo=tz, fold=0)
-    due_at = due_at.astimezone(UTC)
+    in_utc = to_utc(due_at, "due_at", errors)
+    if in_utc is None:
+        return now
+    due_at = in_utc
     if due_at <= now:
         errors.append(FieldError("due_at", "must be in the future"))
     elif scheduled_at is not None and due_at > scheduled_at:

@@ -14,6 +14,7 @@ from herald_api.services.paging import newest_first
 from herald_api.services.posts import latest_approvals
 from herald_common.errors import Conflict, FieldError, InvalidInput, NotFound
 from herald_common.models import Account, ApprovalStatus, Brand, Post, PostStatus
+from herald_common.platforms.http import PublicAddresses
 from herald_common.timeutil import utcnow
 
 #: Notification types that post to the brand's webhook.
@@ -40,12 +41,19 @@ def list_brands(
 
 
 def create_brand(
-    session: Session, tenant_id: str, body: BrandCreate, *, now: datetime | None = None
+    session: Session,
+    tenant_id: str,
+    body: BrandCreate,
+    *,
+    addresses: PublicAddresses,
+    now: datetime | None = None,
 ) -> Brand:
-    """A new brand; InvalidInput naming each field that breaks a rule."""
+    """A new brand; InvalidInput naming each field that breaks a rule (a webhook on a host
+    that is not public among them)."""
     now = now or utcnow()
     errors = _account_errors(session, tenant_id, body.default_account_ids)
     errors += _webhook_errors(body.notification_type, body.webhook_url)
+    errors += addresses.errors({"webhook_url": body.webhook_url})
     if errors:
         raise InvalidInput(errors)
     brand = Brand(tenant_id=tenant_id, created_at=now, updated_at=now, **_stored(body))
@@ -60,6 +68,7 @@ def update_brand(
     brand_id: str,
     body: BrandUpdate,
     *,
+    addresses: PublicAddresses,
     now: datetime | None = None,
 ) -> Brand:
     """Change the fields given; bumps the version. A brand's posts keep what they were given."""
@@ -77,6 +86,8 @@ def update_brand(
     webhook_url = body.webhook_url if "webhook_url" in fields else brand.webhook_url
     if {"notification_type", "webhook_url"} & fields:
         errors += _webhook_errors(notification_type, webhook_url)
+    if "webhook_url" in fields:
+        errors += addresses.errors({"webhook_url": body.webhook_url})
     if errors:
         raise InvalidInput(errors)
     if not fields:

@@ -30,6 +30,7 @@ from herald_api.services.accounts import (
     checked_settings,
     get_account,
     token_expires_at,
+    url_settings,
 )
 from herald_common.db import session_scope
 from herald_common.errors import (
@@ -209,6 +210,8 @@ def connect_direct(
     against the platform first; `settings` are further options of the account."""
     now = now or utcnow()
     authenticator = _authenticator(platforms, platform, "direct")
+    # Before anything is sent: a private instance is a 422 here, not a 502 from the call.
+    platforms.addresses.check(url_settings(values, prefix=""))
     if not platforms.credentials.available:
         raise InvalidInput(
             FieldError(

@@ -35,6 +35,7 @@ def start_generation(
     brand_id: str,
     body: GenerateBody,
     *,
+    max_active: int,
     now: datetime | None = None,
 ) -> Job:
     """Accept a month's generation for the brand: 404 for another tenant's brand, 422 for a
@@ -56,12 +57,25 @@ def start_generation(
         }
 
     return start_job(
-        engine, broker, tenant_id, GENERATE_MONTHLY, prepare, brand_id=brand_id, total=body.count
+        engine,
+        broker,
+        tenant_id,
+        GENERATE_MONTHLY,
+        prepare,
+        brand_id=brand_id,
+        total=body.count,
+        max_active=max_active,
     )
 
 
 def start_regeneration(
-    engine: Engine, broker: Broker, tenant_id: str, post_id: str, body: RegenerateBody
+    engine: Engine,
+    broker: Broker,
+    tenant_id: str,
+    post_id: str,
+    body: RegenerateBody,
+    *,
+    max_active: int,
 ) -> Job:
     """Accept writing a post's part (or all of it) again: 404 for another tenant's post, 409
     for one that went out (or is going) or that waits for approval or was approved."""
@@ -97,6 +111,7 @@ def start_regeneration(
         brand_id=brand_id,
         post_id=post_id,
         total=1,
+        max_active=max_active,
     )
 
 

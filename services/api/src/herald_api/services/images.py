@@ -68,7 +68,9 @@ def describe(image: Image, links: Links) -> ImageOut:
     )
 
 
-def start_generation(engine: Engine, broker: Broker, tenant_id: str, body: ImageCreate) -> Job:
+def start_generation(
+    engine: Engine, broker: Broker, tenant_id: str, body: ImageCreate, *, max_active: int
+) -> Job:
     """Accept an `image.generate` job; 422 naming the field (nothing written or sent) when the
     size breaks a rule or the brand is not the tenant's."""
     width, height = resolve_size(body.width, body.height, body.platform, body.format)
@@ -87,7 +89,14 @@ def start_generation(engine: Engine, broker: Broker, tenant_id: str, body: Image
         }
 
     return start_job(
-        engine, broker, tenant_id, GENERATE_IMAGE, prepare, brand_id=body.brand_id, total=1
+        engine,
+        broker,
+        tenant_id,
+        GENERATE_IMAGE,
+        prepare,
+        brand_id=body.brand_id,
+        total=1,
+        max_active=max_active,
     )
 
 

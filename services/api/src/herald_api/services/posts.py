@@ -391,6 +391,15 @@ def _violation_field(rule: str) -> str:
 _VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".webm", ".avi", ".mkv")
 
 
+def _media_address_errors(
+    platforms: PlatformRegistry, media: Sequence[Mapping[str, Any]]
+) -> list[FieldError]:
+    """Media URLs on hosts platforms could not fetch from and Herald must not (private,
+    loopback, metadata addresses), refused now rather than when the post goes out."""
+    urls = {f"media.{index}.url": item.get("url") for index, item in enumerate(media)}
+    return platforms.addresses.errors(urls)
+
+
 def media_items(items: Sequence[MediaIn]) -> list[dict[str, Any]]:
     """The media as stored on the post, each with its `kind` settled."""
     stored = []
@@ -567,6 +576,7 @@ def create_post(
         errors += _brand_field_errors(brand, tenant_id)
     if not errors:
         errors += _platform_errors(platforms, body.content, media, accounts)
+        errors += _media_address_errors(platforms, media)
     if errors:
         raise InvalidInput(errors)
 
@@ -685,6 +695,8 @@ def update_post(
     changes_what = body.content is not None or body.media is not None
     if not errors and (changes_what or body.account_ids is not None):
         errors += _platform_errors(platforms, content, media, wanted)
+    if not errors and body.media is not None:
+        errors += _media_address_errors(platforms, media)
     if errors:
         raise InvalidInput(errors)
     # An approval covers the text, media and brand: changing one withdraws the request.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from herald_common.errors import FieldError
@@ -13,6 +13,21 @@ def zone(name: str) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+#: The furthest ahead a post may be scheduled: further is a mistake (a year typed wrong), and
+#: time arithmetic on it (backoffs, due windows) must stay within datetime's years 1-9999.
+MAX_AHEAD = timedelta(days=3660)
+
+
+def to_utc(value: datetime, field: str, errors: list[FieldError]) -> datetime | None:
+    """An aware `value` in UTC, or None with a FieldError when UTC takes it past years 1-9999
+    ("9999-12-31T23:59:59-05:00" is in the year 10000 in UTC)."""
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        errors.append(FieldError(field, "is outside the years 1 to 9999 once converted to UTC"))
         return None
 
 
@@ -27,7 +42,7 @@ def resolve_schedule(
     (clocks going forward, a local time that never happens) the offset from before the
     transition, which lands after the gap (e.g. 02:30 on a spring-forward night in Paris is
     03:30 local, 01:30Z). An aware time with a `timezone` is simply converted; the name is kept
-    for display. The instant must not be before `now`.
+    for display. The instant must not be before `now`, nor more than MAX_AHEAD after it.
     """
     errors: list[FieldError] = []
     tz = None
@@ -46,7 +61,13 @@ def resolve_schedule(
         if tz is None:
             return None, errors
         scheduled_at = scheduled_at.replace(tzinfo=tz, fold=0)
-    when = scheduled_at.astimezone(UTC)
+    when = to_utc(scheduled_at, "scheduled_at", errors)
+    if when is None:
+        return None, errors
     if when < now:
         errors.append(FieldError("scheduled_at", "is in the past"))
+    elif when > now + MAX_AHEAD:
+        errors.append(
+            FieldError("scheduled_at", f"is more than {MAX_AHEAD.days} days ahead; check the year")
+        )
     return (None if errors else when), errors

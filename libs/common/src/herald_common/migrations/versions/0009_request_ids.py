@@ -5,8 +5,8 @@ messages and is written on each try (`attempts.request_id`), so one id finds a p
 path: the API's lines, the worker's, and the audit trail. No index: they are read with their
 rows, never searched by in the database (the logs are).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07 18:30:00
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""The `webhooks` worker service: delivers tenants' outcome events to their endpoints."""
