@@ -105,7 +105,8 @@ def test_make_stack_creates_its_database_and_stops_gracefully(
             def api_key() -> str | None:
                 assert proc.poll() is None, out.read_text()
                 lines = out.read_text().splitlines()
-                return next((x[len("API key: ") :] for x in lines if x.startswith("API key")), None)
+                keys = (x.split()[2] for x in lines if x.startswith("API key: "))
+                return next(keys, None)
 
             key = wait_for(api_key, timeout=120, interval=0.2, what="herald-stack to start")
             client = httpx.Client(
