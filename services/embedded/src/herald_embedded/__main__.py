@@ -207,9 +207,16 @@ def main() -> None:
         stop.set()
         server.shutdown()
         scheduler.join(timeout=5)
-        # Jobs in flight finish; what has not started stays on the in-process queues.
-        for worker in workers:
-            worker.stop(timeout=STOP_TIMEOUT_MS)
+        # Jobs in flight finish; what has not started stays on the in-process queues. All the
+        # workers at once: each waits up to a worker_timeout for its idle threads.
+        stopping = [
+            threading.Thread(target=worker.stop, kwargs={"timeout": STOP_TIMEOUT_MS})
+            for worker in workers
+        ]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         server.server_close()
         log.info("stopped")
 
