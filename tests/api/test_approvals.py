@@ -514,6 +514,8 @@ def test_editing_a_waiting_post_withdraws_its_request(
     approval = result.json["approval"]
     assert approval["status"] == "withdrawn"
     assert "changed while it waited" in approval["comment"]
+    [notice] = result.json["notices"]
+    assert "withdrew the post's pending approval request" in notice, notice
     assert decide(client, draft["id"], "approve", approver="jane@example.com").status_code == 409
 
 
@@ -536,6 +538,11 @@ def test_editing_an_approved_post_needs_a_new_approval(
     assert result.json["status"] == "draft"
     assert {t["status"] for t in result.json["targets"]} == {"draft"}
     assert result.json["approval"]["status"] == "withdrawn"
+    # and the answer saying so, and what to do
+    [notice] = result.json["notices"]
+    assert "withdrew the post's approved approval request" in notice, notice
+    assert f"/v1/posts/{draft['id']}/submit" in notice
+    assert client.simulate_get(f"/v1/posts/{draft['id']}").json["notices"] == []
     again = client.simulate_put(
         f"/v1/posts/{draft['id']}/schedule", json={"scheduled_at": iso(future())}
     )

@@ -42,10 +42,16 @@ def queued(broker: StubBroker, queue: str) -> list[dramatiq.Message[Any]]:
 
 
 @pytest.fixture
-def brand(client: TestClient) -> dict[str, Any]:
+def brand(client: TestClient, make_account: MakeAccount) -> dict[str, Any]:
+    """A brand whose default account is a sandbox one."""
     result = client.simulate_post(
         "/v1/brands",
-        json={"name": "Bean There", "topics": ["latte art"], "timezone": "Europe/Paris"},
+        json={
+            "name": "Bean There",
+            "topics": ["latte art"],
+            "timezone": "Europe/Paris",
+            "default_account_ids": [make_account()["id"]],
+        },
     )
     assert result.status_code == 201, result.json
     return result.json
@@ -55,7 +61,7 @@ def generate(client: TestClient, brand_id: str, **body: Any) -> Any:
     year, month = next_month()
     return client.simulate_post(
         f"/v1/brands/{brand_id}/generate",
-        json={"month": month, "year": year, "platforms": ["x", "bluesky"], **body},
+        json={"month": month, "year": year, "platforms": ["sandbox"], **body},
     )
 
 
@@ -92,7 +98,7 @@ def test_generate_accepts_the_job_and_enqueues_it(
         "month": month,
         "year": year,
         "count": 30,
-        "platforms": ["x", "bluesky"],
+        "platforms": ["sandbox"],
         "preferences": {"tone": "bold", "hashtags": ["#coffee"], "style": "tips"},
     }
 
@@ -143,6 +149,20 @@ def test_generate_refuses_before_anything_is_enqueued(
     assert words in reasons.get(field, ""), reasons
     assert queued(broker, GENERATE_MONTHLY.queue) == []
     assert client.simulate_get("/v1/jobs").json["data"] == []
+
+
+def test_platforms_without_a_default_account_are_refused(
+    client: TestClient, broker: StubBroker, brand: dict[str, Any]
+) -> None:
+    # Given a brand whose only default account is a sandbox one
+    # When drafts are asked for the sandbox, X and Bluesky
+    result = generate(client, brand["id"], platforms=["sandbox", "x", "bluesky"])
+
+    # Then the request is refused, naming the platforms it has no account on, and nothing waits
+    assert result.status_code == 422
+    reason = fields_of(result)["platforms"]
+    assert "has no default account on x, bluesky" in reason, reason
+    assert queued(broker, GENERATE_MONTHLY.queue) == []
 
 
 def test_last_month_is_over(client: TestClient, broker: StubBroker, brand: dict[str, Any]) -> None:

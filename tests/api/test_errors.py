@@ -62,6 +62,21 @@ def test_wrong_content_type_is_415(client: TestClient) -> None:
     _assert_error_shape(result.json, "unsupported_media_type")
 
 
+def test_the_415_says_what_to_send(client: TestClient) -> None:
+    # When JSON is sent as curl's -d sends it without a header
+    result = client.simulate_post(
+        "/v1/accounts",
+        body='{"platform": "sandbox", "handle": "x"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+    # I expect the answer to name what came and the header to add
+    message = result.json["error"]["message"]
+    assert result.status_code == 415
+    assert "application/x-www-form-urlencoded" in message
+    assert "-H 'Content-Type: application/json'" in message
+
+
 def test_an_unknown_field_is_422_naming_it(client: TestClient) -> None:
     result = client.simulate_post(
         "/v1/accounts", json={"platform": "sandbox", "handle": "demo", "colour": "red"}

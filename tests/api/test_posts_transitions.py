@@ -410,7 +410,7 @@ def test_get_shows_each_targets_attempts(
     assert (attempt["number"], attempt["outcome"], attempt["http_status"]) == (1, "retryable", 503)
     assert set(attempt) == {
         "number", "due_at", "started_at", "finished_at", "lateness_seconds",
-        "outcome", "http_status", "error", "duration_ms",
+        "outcome", "http_status", "error", "duration_ms", "request_id",
     }  # fmt: skip
 
 

@@ -50,3 +50,64 @@ def test_the_filter_masks_arguments_and_tracebacks(caplog):
     assert "tok-abcdefgh" not in caplog.text
     assert "access_token=[redacted]" in caplog.text
     assert "Bearer [redacted]" in caplog.text
+
+
+def _line(fmt: str, emit) -> str:
+    """What Herald's handler in `fmt` writes for the records `emit` logs."""
+    import io
+
+    from herald_common.logs import stream_handler
+    from herald_common.settings import Settings
+
+    handler = stream_handler(Settings(log_format=fmt))
+    handler.stream = io.StringIO()
+    logger = logging.getLogger(f"herald.test.format.{fmt}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        emit(logger)
+    finally:
+        logger.removeHandler(handler)
+    return handler.stream.getvalue()
+
+
+def test_json_lines_carry_the_request_id_and_mask_secrets() -> None:
+    import json
+
+    from herald_common.logs import REQUEST_ID
+
+    # Given a request's id in context, and a failure quoting a token
+    def emit(logger: logging.Logger) -> None:
+        token = REQUEST_ID.set("req-42")
+        try:
+            raise RuntimeError("refused access_token=EAAB123xyz")
+        except RuntimeError:
+            logger.exception("publish failed for %s", "target-1")
+        finally:
+            REQUEST_ID.reset(token)
+        logger.warning("outside any request")
+
+    # When written as JSON lines
+    first, second = (json.loads(line) for line in _line("json", emit).splitlines())
+
+    # I expect one object per record, with the request id where there is one, secrets masked
+    assert first["message"] == "publish failed for target-1"
+    assert (first["level"], first["logger"]) == ("ERROR", "herald.test.format.json")
+    assert first["request_id"] == "req-42"
+    assert "EAAB123xyz" not in first["exc_info"] and "[redacted]" in first["exc_info"]
+    assert {"time", "process"} <= set(first)
+    assert "request_id" not in second
+
+
+def test_text_lines_are_for_people() -> None:
+    from herald_common.logs import REQUEST_ID
+
+    def emit(logger: logging.Logger) -> None:
+        token = REQUEST_ID.set("req-7")
+        logger.info("hello %s", "there")
+        REQUEST_ID.reset(token)
+
+    line = _line("text", emit)
+    assert "INFO" in line
+    assert line.rstrip().endswith("herald.test.format.text: hello there [request req-7]")

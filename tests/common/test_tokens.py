@@ -15,7 +15,7 @@ from sqlmodel import select
 from herald_common.crypto import generate_key
 from herald_common.db import session_scope
 from herald_common.models import Account, AccountStatus, Target, TargetStatus
-from herald_common.platforms import PlatformRegistry
+from herald_common.platforms import PlatformRegistry, PublishRequest, account_ref
 from herald_common.settings import Settings
 from herald_common.timeutil import utcnow
 from herald_common.tokens import RefreshResult, TokenKeeper, request_refresh
@@ -394,3 +394,26 @@ def test_a_reconnect_during_a_refresh_wins_over_the_refreshs_tokens(
     authenticator = registry.authenticator("bluesky")
     assert keeper._store(leased, authenticator, late) is RefreshResult.SKIPPED
     assert registry.credentials_of(load(sqlite_engine, account_id)) == new
+
+
+def test_a_session_the_publisher_renews_itself_keeps_the_expiry_true(sqlite_engine, registry, pds):
+    # Given a Bluesky account whose stored access token has expired (the PDS says so)
+    tenant = add_tenant(sqlite_engine)
+    account_id = add_bluesky(sqlite_engine, registry, pds, tenant)
+    pds.expire_all()
+    pds.access_ttl = 7200
+    old_expiry = load(sqlite_engine, account_id).token_expires_at
+
+    # When a publish through the registry's adapter finds it refused and renews the session
+    account = load(sqlite_engine, account_id)
+    ref = account_ref(account, registry.credentials_of(account))
+    result = registry.get("bluesky").publish(
+        PublishRequest(account=ref, idempotency_key="target-1", text="Hello")
+    )
+
+    # I expect the post made, the new session stored, and the account showing its expiry
+    assert result.http_status == 200
+    assert len(pds.calls(REFRESH)) == 1
+    stored = load(sqlite_engine, account_id)
+    assert stored.token_expires_at > old_expiry + timedelta(seconds=3600)
+    assert stored.token_expires_at > utcnow() + timedelta(seconds=7100)

@@ -25,6 +25,7 @@ from herald_common.contracts import (
     Contract,
 )
 from herald_common.settings import Settings
+from herald_common.workers import shutdown_timeout_ms
 from tests.deploy.custom_resources import REDIS_TRIGGER_KEYS, SHAPES, shape_errors
 from tests.deploy.manifests import (
     ROOT,
@@ -299,6 +300,8 @@ def test_workers_get_time_to_finish_their_messages(resources: list[Resource]) ->
         grace = deployments[name]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         # Dramatiq finishes the messages in hand on SIGTERM: up to the time limit, then stops
         assert grace >= longest_ms / 1000 + 30, name
+        # and run_worker lets it wait that long (--worker-shutdown-timeout), within the grace
+        assert longest_ms <= shutdown_timeout_ms(worker.queues) <= (grace - 10) * 1000, name
         # and no rollout takes a pod away before its replacement is up
         assert deployments[name]["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
@@ -339,7 +342,10 @@ def test_ports_match_the_settings(resources: list[Resource]) -> None:
         env = container_env(resources, container)
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
         if name == "herald-api":
-            assert ports == {"http": int(str(env["API_PORT"]))}
+            assert ports == {
+                "http": int(str(env["API_PORT"])),
+                "metrics": int(str(env["API_METRICS_PORT"])),
+            }
             assert env["API_HOST"] == "0.0.0.0"
         else:
             assert ports == {"metrics": int(config["METRICS_PORT"])}, name
@@ -374,7 +380,8 @@ def test_every_overlay_is_scraped_exactly_one_way(resources: list[Resource]) -> 
         for d in deployments.values():
             (container,) = d["spec"]["template"]["spec"]["containers"]
             annotations = d["spec"]["template"]["metadata"]["annotations"]
-            assert int(annotations["prometheus.io/port"]) == container["ports"][0]["containerPort"]
+            ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+            assert int(annotations["prometheus.io/port"]) == ports["metrics"]
             assert annotations["prometheus.io/path"] == "/metrics"
     else:
         _check_monitors(resources)
@@ -395,19 +402,9 @@ def test_no_secret_is_committed(resources: list[Resource]) -> None:
 
 
 def _check_monitors(resources: list[Resource]) -> None:
-    """The ServiceMonitor reaches the API's Service; the PodMonitor the scheduler and workers."""
-    services = of_kind(resources, "Service")
+    """The PodMonitor reaches every pod's `metrics` port, the API's too."""
     deployments = of_kind(resources, "Deployment")
-    (service_monitor,) = of_kind(resources, "ServiceMonitor").values()
-    (endpoint,) = service_monitor["spec"]["endpoints"]
-    selected = [
-        s
-        for s in services.values()
-        if selects(service_monitor["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])
-    ]
-    assert [s["metadata"]["name"] for s in selected] == ["herald-api"]
-    assert endpoint["port"] in {port["name"] for port in selected[0]["spec"]["ports"]}
-
+    assert not of_kind(resources, "ServiceMonitor")
     (pod_monitor,) = of_kind(resources, "PodMonitor").values()
     (pod_endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
     scraped = set()
@@ -419,7 +416,21 @@ def _check_monitors(resources: list[Resource]) -> None:
         if has_port and selects(pod_monitor["spec"]["selector"]["matchLabels"], labels):
             scraped.add(name)
             assert pod_monitor["spec"]["jobLabel"] in labels
-    assert scraped == set(deployments) - {"herald-api"}
+    assert scraped == set(deployments)
+
+
+def test_the_apis_metrics_are_not_in_its_service(resources: list[Resource]) -> None:
+    # Given the API's Service and pod
+    (container,) = of_kind(resources, "Deployment")["herald-api"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    service = of_kind(resources, "Service")["herald-api"]
+    env = container_env(resources, container)
+
+    # I expect /metrics on a port of its own, served by gunicorn's arbiter, which the Service
+    # (the clients' way in) does not expose
+    assert int(str(env["API_METRICS_PORT"])) != int(str(env["API_PORT"]))
+    assert [port["targetPort"] for port in service["spec"]["ports"]] == ["http"]
 
 
 def _module_file(module: str) -> str:

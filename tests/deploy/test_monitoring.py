@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +18,7 @@ import promql_parser
 import pytest
 import yaml
 
+from herald_common.contracts import CONTRACTS
 from tests.deploy.manifests import DEPLOY, K8S
 
 RULES = DEPLOY / "prometheus" / "herald.rules.yml"
@@ -226,6 +229,41 @@ def test_promtool_unit_tests_cover_the_critical_alerts() -> None:
         "HeraldSchedulerNotTicking",
     } <= tested
     assert {rule["alert"] for rule in alerts()} - tested == set()
+
+
+def test_every_queue_has_a_no_live_worker_alert() -> None:
+    # Given the roles each alert on herald_workers_alive watches (by equality or regex)
+    watched: dict[str, set[str]] = {}
+    for rule in alerts():
+        for match in re.finditer(r'herald_workers_alive\{role(=~?)"([^"]+)"\}', rule["expr"]):
+            roles = match.group(2).split("|") if match.group(1) == "=~" else [match.group(2)]
+            watched.setdefault(rule["alert"], set()).update(roles)
+
+    # I expect every queue of the contracts watched, and each absent role alerting too
+    queues = {contract.queue for contract in CONTRACTS}
+    assert set().union(*watched.values()) == queues
+    for name, roles in watched.items():
+        expr = next(rule["expr"] for rule in alerts() if rule["alert"] == name)
+        for role in roles:
+            assert f'absent(herald_workers_alive{{role="{role}"}})' in expr, (name, role)
+    # and the worker manifest cites one that exists
+    worker = (K8S / "worker" / "worker.yaml").read_text()
+    assert "HeraldNoLiveWorkers" in worker
+    assert "HeraldNoLiveWorkers" in watched
+
+
+def test_promtool_tests_pass() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install prometheus): deploy/check.sh")
+    result = subprocess.run(
+        [promtool, "test", "rules", "tests.yml"],
+        cwd=RULES.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_prometheus_rule_carries_the_rules_file() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -194,15 +195,30 @@ def test_a_retryable_failure_succeeds_on_the_second_attempt(stack: Stack):
         # Given an account that fails each post's first call with a 503
         account_id = account(client, "flaky", fail="retryable", fail_times=1)
 
-        # When a post is published to it
-        created = post_json(
-            client,
+        # When a post is published to it, by a request with an id of its own
+        request_id = f"e2e-{uuid.uuid4().hex[:12]}"
+        response = client.post(
             "/v1/posts",
-            {"content": "Second time lucky", "account_ids": [account_id], "publish_now": True},
+            json={"content": "Second time lucky", "account_ids": [account_id], "publish_now": True},
+            headers={"X-Request-ID": request_id},
         )
+        assert response.status_code == 201, response.text
+        assert response.headers["X-Request-ID"] == request_id
+        created = response.json()
 
         # I expect it published after two attempts, once
         post = wait_for(settled(client, created["id"], "published"), timeout=20, what="published")
+        # and the request's id on the target, on both attempts, and on the publisher's JSON line
+        # about the first failure
+        [target] = post["targets"]
+        assert target["request_id"] == request_id
+        assert [a["request_id"] for a in target["attempts"]] == [request_id, request_id]
+        written = (stack.logdir / "publisher.log").read_text()
+        lines = [json.loads(line) for line in written.splitlines() if line.startswith("{")]
+        assert any(
+            line.get("request_id") == request_id and target["id"] in line["message"]
+            for line in lines
+        ), written[-3000:]
         attempts = post["targets"][0]["attempts"]
         assert [a["outcome"] for a in attempts] == ["retryable", "published"]
         assert len(sandbox_posts(client, account_id)) == 1

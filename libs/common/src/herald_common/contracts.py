@@ -15,6 +15,7 @@ import dramatiq
 from dramatiq.broker import Broker
 from pydantic import BaseModel, ConfigDict, Field
 
+from herald_common.logs import REQUEST_ID
 from herald_common.settings import Settings
 
 
@@ -143,16 +144,21 @@ class Contract:
             "time_limit": self.time_limit_ms,
         }
 
-    def message(self, payload: Payload | dict[str, Any]) -> dramatiq.Message[Any]:
-        """A message for this contract, its payload checked against the schema."""
+    def message(
+        self, payload: Payload | dict[str, Any], *, request_id: str | None = None
+    ) -> dramatiq.Message[Any]:
+        """A message for this contract, its payload checked against the schema; it carries
+        `request_id` (by default the request at hand's, REQUEST_ID) in its options, so the
+        worker's lines name the request that caused the work."""
         if not isinstance(payload, self.payload):
             payload = self.payload.model_validate(payload, strict=False)
+        request_id = request_id or REQUEST_ID.get()
         return dramatiq.Message(
             queue_name=self.queue,
             actor_name=self.actor_name,
             args=(),
             kwargs=payload.model_dump(mode="json"),
-            options={},
+            options={"request_id": request_id} if request_id else {},
         )
 
 
@@ -294,7 +300,9 @@ def send(
     payload: Payload | dict[str, Any],
     *,
     delay_ms: int | None = None,
+    request_id: str | None = None,
 ) -> dramatiq.Message[Any]:
-    """Enqueue one message by contract name. Call only after the transaction has committed."""
-    message = contract.message(payload)
+    """Enqueue one message by contract name (carrying `request_id`, else the request at
+    hand's). Call only after the transaction has committed."""
+    message = contract.message(payload, request_id=request_id)
     return broker.enqueue(message, delay=delay_ms if delay_ms and delay_ms > 0 else None)

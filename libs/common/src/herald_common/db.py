@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
@@ -41,6 +41,28 @@ def skip_locked(engine: Engine, query: SelectT) -> SelectT:
     if is_sqlite(engine):
         return query
     return query.with_for_update(skip_locked=True)
+
+
+def ensure_database(url: str) -> bool:
+    """Create the PostgreSQL database `url` names when it does not exist (connecting to the
+    server's `postgres` database to do it); whether it was created. SQLite files are made
+    when first opened."""
+    target = make_url(normalize_url(url))
+    if target.get_backend_name() != "postgresql" or not target.database:
+        return False
+    server = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": target.database},
+            ).first()
+            if exists is None:
+                quoted = server.dialect.identifier_preparer.quote(target.database)
+                connection.execute(text(f"CREATE DATABASE {quoted}"))
+    finally:
+        server.dispose()
+    return exists is None
 
 
 #: A pooled connection unused for this long is pinged before it is handed out (see

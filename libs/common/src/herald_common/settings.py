@@ -92,7 +92,8 @@ class Settings(BaseSettings):
 
     # Connecting accounts (OAuth 2.0). Each platform's app is registered by the operator; a
     # platform whose client id is unset cannot be connected through OAuth. The callback URL to
-    # register is {public_url}/v1/accounts/connect/{platform}/callback.
+    # register is {public_url}/v1/accounts/connect/{platform}/callback. Unset, it follows
+    # API_HOST and API_PORT (see _public_url_follows_the_api).
     public_url: str = "http://127.0.0.1:8000"
     oauth_state_ttl_seconds: float = Field(default=900.0, gt=0)
     x_client_id: str | None = None
@@ -124,11 +125,13 @@ class Settings(BaseSettings):
     # long after its scheduled time, then fails with the reason.
     needs_reauth_max_wait_seconds: float = Field(default=48 * 3600.0, gt=0)
 
-    # Observability. Worker services and the scheduler serve /metrics on METRICS_HOST:PORT (the
-    # API serves it on its own port); worker services gather their processes' samples in
-    # METRICS_DIR (default: a fresh directory under the system's temporary one).
+    # Observability. Worker services and the scheduler serve /metrics on METRICS_HOST:PORT; the
+    # API on METRICS_HOST:API_METRICS_PORT, a port its Service does not expose (0: GET /metrics
+    # on the API's own port, as in `make run`); worker services gather their processes'
+    # samples in METRICS_DIR (default: a fresh directory under the system's temporary one).
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9191, ge=0, le=65535)
+    api_metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_dir: str | None = None
     # How often the scheduler reads queue depth, targets and accounts for its gauges.
     metrics_interval_seconds: float = Field(default=10.0, gt=0)
@@ -224,6 +227,8 @@ class Settings(BaseSettings):
     # The operator's console (/admin): how long a sign-in lasts.
     console_session_seconds: float = Field(default=8 * 3600.0, gt=0)
     log_level: str = "INFO"
+    # JSON lines (production, compose, `make stack`), or text for people (`make run`).
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("token_refresh_cron", "cleanup_cron")
     @classmethod
@@ -233,6 +238,16 @@ class Settings(BaseSettings):
         except CronSimError as exc:
             raise ValueError(f"not a cron expression ({exc})") from None
         return value
+
+    @model_validator(mode="after")
+    def _public_url_follows_the_api(self) -> Settings:
+        # Image URLs and OAuth callbacks must reach the API where it listens: API_PORT=8080
+        # alone moves both. A wildcard host is reached on this machine's loopback.
+        if "public_url" not in self.model_fields_set:
+            host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+            host = f"[{host}]" if ":" in host else host
+            self.public_url = f"http://{host}:{self.api_port}"
+        return self
 
     @model_validator(mode="after")
     def _refuse_sqlite_in_production(self) -> Settings:

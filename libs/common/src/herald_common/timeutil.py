@@ -12,6 +12,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def from_epoch(value: float | None) -> datetime | None:
+    """An epoch-seconds time (a token's expiry) as an aware datetime in UTC."""
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp column that only accepts aware datetimes and always returns UTC ones.
 

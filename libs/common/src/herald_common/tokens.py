@@ -43,7 +43,7 @@ from herald_common.models import Account, AccountStatus, Target, TargetStatus
 from herald_common.platforms import PLATFORMS, AccountFields, PlatformRegistry, account_ref
 from herald_common.platforms.auth import Authenticator, Refreshed
 from herald_common.settings import Settings
-from herald_common.timeutil import utcnow
+from herald_common.timeutil import from_epoch, utcnow
 
 if TYPE_CHECKING:
     from herald_common.webhooks import Events
@@ -65,13 +65,6 @@ class RefreshResult(StrEnum):
     RETRY = "retry"  # transient failure: due again after a backoff, still active
     NEEDS_REAUTH = "needs_reauth"
     ERROR = "error"  # configuration or a bug: kept in refresh_error, tried again later
-
-
-def from_epoch(value: float | None) -> datetime | None:
-    """An epoch-seconds expiry as an aware datetime."""
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value, tz=utcnow().tzinfo)
 
 
 def due_condition(now: datetime, settings: Settings) -> Any:

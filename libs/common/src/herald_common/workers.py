@@ -8,12 +8,10 @@ directory before the first import (see herald_common.metrics).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TypeVar
 
 from dramatiq.broker import Broker
@@ -100,10 +98,27 @@ def run_worker(module: str, queues: list[str], argv: list[str] | None = None) ->
     os.environ.setdefault("dramatiq_worker_timeout", "100")
     if settings.metrics_port:
         expose_metrics(settings)
-    launcher = _launcher(worker_pool(settings, queues))
-    args = [*launcher, module, "--queues", *queues, "--threads", str(threads)]
+    # Dramatiq's command line, from this interpreter (a service started by its full path runs
+    # without its virtual environment on PATH), logging in Herald's format (herald_common.launch).
+    os.environ["HERALD_WORKER_POOL"] = worker_pool(settings, queues)
+    args = [sys.executable, "-m", "herald_common.launch", module, "--queues", *queues]
+    args += ["--threads", str(threads)]
+    # On SIGTERM the jobs in hand may run to their time limit (a month of posts: 30 min);
+    # Dramatiq's own default (10 min) would cut the longest short.
+    args += ["--worker-shutdown-timeout", str(shutdown_timeout_ms(queues))]
     args += ["--processes", processes, *(argv if argv is not None else sys.argv[1:])]
     os.execv(args[0], args)
+
+
+#: Beyond the longest time limit, for the stop itself (acks, heartbeats, ledger flush).
+SHUTDOWN_MARGIN_MS = 10_000
+
+
+def shutdown_timeout_ms(queues: list[str]) -> int:
+    """How long a stopping worker waits for its jobs in hand: the longest time limit of the
+    queues' contracts, and a margin. A pod's terminationGracePeriodSeconds must exceed it."""
+    longest = max(c.time_limit_ms for c in CONTRACTS if c.queue in queues)
+    return longest + SHUTDOWN_MARGIN_MS
 
 
 def worker_pool(settings: Settings, queues: list[str]) -> str:
@@ -112,19 +127,6 @@ def worker_pool(settings: Settings, queues: list[str]) -> str:
         return settings.worker_pool
     pools = {contract.pool for contract in CONTRACTS if contract.queue in queues}
     return "gevent" if pools == {"gevent"} else "threads"
-
-
-def _launcher(pool: str) -> list[str]:
-    """The `dramatiq` (or `dramatiq-gevent`) script installed beside this interpreter, so a
-    service started by its full path runs without its virtual environment on PATH."""
-    name = "dramatiq-gevent" if pool == "gevent" else "dramatiq"
-    script = Path(sys.executable).with_name(name)
-    if script.exists():
-        return [str(script)]
-    found = shutil.which(name)
-    if found is None:
-        sys.exit(f"{name} is not installed beside {sys.executable} nor on PATH")
-    return [found]
 
 
 def expose_metrics(settings: Settings) -> None:

@@ -15,8 +15,10 @@ the machine was otherwise idle; threads let a worker overlap what waits (the dat
 platform's token endpoint during a connect), so the default stays at four.
 
 Metrics: every worker writes its samples to one directory (PROMETHEUS_MULTIPROC_DIR, else
-METRICS_DIR, else a new temporary one), emptied here at start, and GET /metrics on any worker
-adds them all up. It is set before anything imports prometheus_client (herald_common.metrics).
+METRICS_DIR, else a new temporary one), emptied here at start. With API_METRICS_PORT set, the
+arbiter serves their sum on METRICS_HOST:API_METRICS_PORT, a port the clients' Service does
+not expose; else GET /metrics on any worker adds them all up. The directory is set before
+anything imports prometheus_client (herald_common.metrics).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from herald_common.logs import gunicorn_logconfig
 from herald_common.multiproc import use_metrics_dir
 from herald_common.settings import Settings
 
@@ -39,6 +42,8 @@ worker_class = "gthread"
 accesslog = "-"
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+# Its error and access lines in Herald's format (LOG_FORMAT), as the app's own.
+logconfig_dict = gunicorn_logconfig(_settings)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
@@ -46,6 +51,19 @@ keepalive = 5
 control_socket_disable = True
 # Each worker builds its own engine and broker in get_app(); nothing is shared across a fork.
 preload_app = False
+
+
+def when_ready(server: Any) -> None:
+    """Serve the workers' summed samples on the metrics port, from the arbiter (which outlives
+    every worker), when API_METRICS_PORT asks for it."""
+    if not _settings.api_metrics_port:
+        return
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    start_http_server(_settings.api_metrics_port, addr=_settings.metrics_host, registry=registry)
+    server.log.info("metrics on %s:%s/metrics", _settings.metrics_host, _settings.api_metrics_port)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -13,6 +13,7 @@ import falcon
 from herald_api.auth import ApiKeys, bearer_token
 from herald_api.parsing import check_text
 from herald_common.errors import Forbidden
+from herald_common.logs import REQUEST_ID
 from herald_common.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:\-]")
@@ -31,12 +32,14 @@ def sanitize_request_id(value: str | None) -> str | None:
 
 
 class RequestIdMiddleware:
-    """Gives every request an id (the client's X-Request-ID, or a new one) and echoes it."""
+    """Gives every request an id (the client's X-Request-ID, or a new one) and echoes it; while
+    the request runs, its log lines and the messages it sends carry it (REQUEST_ID)."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.request_id = sanitize_request_id(req.get_header("X-Request-ID")) or (
             uuid.uuid4().hex
         )
+        req.context.request_id_token = REQUEST_ID.set(req.context.request_id)
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
@@ -44,6 +47,9 @@ class RequestIdMiddleware:
         request_id = getattr(req.context, "request_id", None)
         if request_id:
             resp.set_header("X-Request-ID", request_id)
+        token = getattr(req.context, "request_id_token", None)
+        if token is not None:
+            REQUEST_ID.reset(token)
 
 
 class TextParamsMiddleware:

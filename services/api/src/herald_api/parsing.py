@@ -52,8 +52,12 @@ def _json_bytes(req: falcon.Request) -> bytes:
     """The request's body, checked to be JSON: 415, 413 or 400 (malformed_json) otherwise."""
     media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
     if media_type not in _JSON_TYPES:
+        got = f"Content-Type: {media_type}" if media_type else "no Content-Type"
+        if media_type == "application/x-www-form-urlencoded":
+            got += " (what `curl -d` sends unless told otherwise)"
         raise falcon.HTTPUnsupportedMediaType(
-            description="send the body as JSON with Content-Type: application/json"
+            description=f"the body must be JSON sent with Content-Type: application/json; this "
+            f"request has {got}: add the header (curl: -H 'Content-Type: application/json')"
         )
     raw = request_body(req)
     if not raw.strip():

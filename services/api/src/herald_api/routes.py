@@ -88,6 +88,8 @@ def build_routes(
     from herald_api.openapi import build_document
 
     routes: list[Route] = []
+    if not settings.api_metrics_port:  # else gunicorn's arbiter serves it on a port of its own
+        routes.append(metrics_route())
     accounts, account = AccountCollection(engine, platforms), AccountItem(engine, platforms)
     posts, post = PostCollection(engine, platforms), PostItem(engine, platforms)
     account_path, post_path = "/v1/accounts/{account_id}", "/v1/posts/{post_id}"
@@ -109,22 +111,6 @@ def build_routes(
                     ReadyOut,
                     public=True,
                     errors=(503,),
-                ),
-            ),
-            tag="health",
-        ),
-        Route(
-            "/metrics",
-            Metrics(),
-            (
-                Operation(
-                    "get",
-                    "Prometheus metrics of this API (every gunicorn worker)",
-                    None,
-                    public=True,
-                    media_type="text/plain",
-                    description="Requests by route template, method and status, and their "
-                    "durations; keep it off the public internet (scrape it from inside).",
                 ),
             ),
             tag="health",
@@ -429,3 +415,23 @@ def check_route(route: Route) -> None:
             f"{route.path}: the routing table declares {sorted(declared)} "
             f"but {type(route.resource).__name__} serves {sorted(served)}"
         )
+
+
+def metrics_route() -> Route:
+    """GET /metrics on the API's own port (`make run`, `make stack`)."""
+    return Route(
+        "/metrics",
+        Metrics(),
+        (
+            Operation(
+                "get",
+                "Prometheus metrics of this API (every gunicorn worker)",
+                None,
+                public=True,
+                media_type="text/plain",
+                description="Requests by route template, method and status, and their "
+                "durations; keep it off the public internet (scrape it from inside).",
+            ),
+        ),
+        tag="health",
+    )

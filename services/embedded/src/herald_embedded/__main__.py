@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socketserver
 import threading
 from pathlib import Path
@@ -33,6 +32,7 @@ from herald_common.models import Account, Tenant
 from herald_common.platforms import PlatformRegistry
 from herald_common.queues import queue_store
 from herald_common.settings import Settings, get_settings
+from herald_common.stopping import stop_on_signals
 from herald_common.tokens import TokenKeeper
 from herald_common.webhooks import events_for
 from herald_common.workers import Deps, configure_logging
@@ -49,6 +49,22 @@ from herald_webhooks.actors import declare_actors as declare_webhooks
 log = logging.getLogger("herald_embedded")
 DEMO_FILE = Path("var") / "demo.json"
 KEY_FILE = Path("var") / "secret.key"
+
+
+#: How long the workers' jobs in flight may take to finish once asked to stop.
+STOP_TIMEOUT_MS = 10_000
+
+
+class SeveralWorkers(logging.Filter):
+    """Drops Dramatiq's warning that a middleware was added twice when it is a Worker's own:
+    `make run` runs one Worker per queue on one broker (each with its queue's concurrency),
+    and each Worker adds its middleware to the broker."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.msg.startswith("You're adding a middleware of the same type twice")
+            and "_WorkerMiddleware" in record.getMessage()
+        )
 
 
 class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -107,11 +123,16 @@ def main() -> None:
     settings: Settings = get_settings()
     if settings.broker_url:
         raise SystemExit("herald-embedded runs on the in-process broker: unset REDIS_URL")
+    if "log_format" not in settings.model_fields_set:  # lines for people, unless asked
+        settings = settings.model_copy(update={"log_format": "text"})
     configure_logging(settings)
+    stop = threading.Event()
+    stop_on_signals(stop)
     settings = ensure_secret_key(settings)
     engine = create_db_engine(settings.database_url)
     migrate(engine)
     broker = build_broker(settings)
+    broker.logger.addFilter(SeveralWorkers())
     ledger.add_to(broker, settings.heartbeat_interval_seconds)
     platforms = PlatformRegistry(engine, settings)
     publisher = Publisher(
@@ -153,7 +174,6 @@ def main() -> None:
     for worker in workers:
         worker.start()
 
-    stop = threading.Event()
     dispatcher = Dispatcher(engine=engine, broker=broker, platforms=platforms, settings=settings)
     scheduler = threading.Thread(
         target=run_scheduler,
@@ -176,19 +196,28 @@ def main() -> None:
     base = f"http://{settings.api_host}:{settings.api_port}"
     print(banner(base, demo), flush=True)
 
-    def shutdown(*_: object) -> None:
-        stop.set()
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, shutdown)
-    signal.signal(signal.SIGINT, shutdown)
+    serving = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="api", daemon=True
+    )
+    serving.start()
     try:
-        server.serve_forever(poll_interval=0.2)
+        while not stop.wait(0.5) and serving.is_alive():
+            pass
     finally:
         stop.set()
+        server.shutdown()
         scheduler.join(timeout=5)
-        for worker in workers:
-            worker.stop(timeout=10_000)
+        # Jobs in flight finish; what has not started stays on the in-process queues. All the
+        # workers at once: each waits up to a worker_timeout for its idle threads.
+        stopping = [
+            threading.Thread(target=worker.stop, kwargs={"timeout": STOP_TIMEOUT_MS})
+            for worker in workers
+        ]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
+        server.server_close()
         log.info("stopped")
 
 

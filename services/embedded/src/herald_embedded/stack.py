@@ -5,6 +5,7 @@ tests drive the same class.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -180,25 +181,55 @@ class Stack:
         return path.read_text(errors="replace")[-6000:] if path.exists() else ""
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-        proc = self.procs.pop(name, None)
+        """Stop process `name`: SIGKILL kills its whole process group at once; another signal
+        goes to the process alone, which passes it on to its own children (gunicorn's and
+        Dramatiq's workers, which a second signal would kill mid-job), and the group is
+        killed if it has not stopped after `timeout` seconds."""
+        self._signal(name, sig)
+        self._reap(name, time.monotonic() + timeout)
+
+    def stop_all(self, timeout: float = 20) -> None:
+        """Stop every process at once (jobs in flight finish), each within `timeout` seconds."""
+        names = list(self.procs)
+        for name in names:
+            self._signal(name, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in names:
+            self._reap(name, deadline)
+
+    def _signal(self, name: str, sig: int) -> None:
+        proc = self.procs.get(name)
         if proc is None or proc.poll() is not None:
             return
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if sig == signal.SIGKILL:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
 
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
+    def _reap(self, name: str, deadline: float) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        # Whatever is left of the group (a child that outlived its parent) goes too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def main() -> None:
-    """`make stack`: run the multi-process layout in the foreground until Ctrl-C."""
+    """`make stack`: run the multi-process layout in the foreground until Ctrl-C or SIGTERM."""
     import tempfile
 
+    from herald_common.db import ensure_database
+    from herald_common.stopping import STOP_SIGNALS
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # While starting, a signal interrupts the start; the processes already running are stopped.
+    signal.signal(signal.SIGTERM, interrupt)
     stack = Stack(
         database_url=os.environ["DATABASE_URL"],
         redis_url=os.environ["REDIS_URL"],
@@ -207,6 +238,8 @@ def main() -> None:
         port=int(os.environ.get("API_PORT", "8000")),
     )
     try:
+        if ensure_database(stack.database_url):
+            print(f"created the database {stack.database_url.rsplit('/', 1)[-1]}", flush=True)
         stack.start()
         # An operator's key besides the tenant's: the console and /v1/admin/ take only these.
         admin_key = stack.create_tenant("operators", admin=True)
@@ -216,10 +249,16 @@ def main() -> None:
         print(f"admin key: {admin_key}\nlogs: {stack.logdir}", flush=True)
         for name in ("api", *stack.metrics_ports):
             print(f"metrics: {name:<16} {stack.metrics_url(name)}", flush=True)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        received = signal.sigwait(STOP_SIGNALS)
+        print(f"{signal.Signals(received).name}: stopping (jobs in flight finish)", flush=True)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
     finally:
+        # Once stopping, more signals (uv forwards Ctrl-C, a terminal sends it again) wait.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         stack.stop_all()
+        print("stopped", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import os
 os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 import logging
-import signal
 import threading
 import time
 
@@ -21,6 +20,7 @@ from herald_common.metrics import LAST_TICK, TARGETS_DISPATCHED, TICK_DURATION
 from herald_common.platforms import PlatformRegistry
 from herald_common.queues import SCHEDULER_ROLE, queue_store
 from herald_common.settings import get_settings
+from herald_common.stopping import stop_on_signals
 from herald_common.workers import configure_logging
 from herald_scheduler.dispatching import Dispatcher
 from herald_scheduler.observing import start_observer
@@ -94,6 +94,8 @@ def main() -> None:
     """Start the scheduler loop; SIGTERM/SIGINT stop it after the current tick."""
     settings = get_settings()
     configure_logging(settings)
+    stop = threading.Event()
+    stop_on_signals(stop)
     engine = create_db_engine(settings.database_url, pool_size=3)
     broker = build_broker(settings)
     dispatcher = Dispatcher(
@@ -102,9 +104,6 @@ def main() -> None:
         platforms=PlatformRegistry(engine, settings),
         settings=settings,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     if settings.metrics_port:
         from prometheus_client import start_http_server
 

@@ -147,13 +147,17 @@ class Sender:
                         if item.due_at
                         else 0
                     )
-                    send(self._broker, PUBLISH, _payload(item), delay_ms=delay)
+                    payload = _payload(item)
+                    send(self._broker, PUBLISH, payload, delay_ms=delay, request_id=item.request_id)
                     sent += 1
             else:
                 store = queue_store(self._broker)
                 for start in range(0, len(items), SEND_BATCH):
                     batch = items[start : start + SEND_BATCH]
-                    store.enqueue_many(PUBLISH.queue, [PUBLISH.message(_payload(i)) for i in batch])
+                    messages = [
+                        PUBLISH.message(_payload(i), request_id=i.request_id) for i in batch
+                    ]
+                    store.enqueue_many(PUBLISH.queue, messages)
                     sent += len(batch)
         except Exception as exc:
             # The broker is away. Their rows are safe in the database: mark them as never sent

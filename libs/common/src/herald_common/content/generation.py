@@ -160,7 +160,7 @@ def generate_month(
     with session_scope(run.engine) as session:
         brand = _brand(session, run.tenant_id, payload.brand_id)
         done = _written(session, run.job_id)
-        accounts = _default_accounts(session, brand, payload.platforms)
+        accounts = default_accounts(session, brand, payload.platforms)
         rules = TextRules.of(registry, payload.platforms, accounts, tenant_id=run.tenant_id)
         missing = [i for i in range(payload.count) if i not in done]
         try:
@@ -233,7 +233,7 @@ def _written(session: Session, job_id: str) -> dict[int, str]:
     return {index: post_id for index, post_id in rows if index is not None}
 
 
-def _default_accounts(session: Session, brand: Brand, platforms: list[str]) -> list[Account]:
+def default_accounts(session: Session, brand: Brand, platforms: list[str]) -> list[Account]:
     """The brand's live default accounts on the requested platforms, in the brand's order."""
     if not brand.default_account_ids:
         return []

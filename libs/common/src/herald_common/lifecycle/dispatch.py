@@ -27,6 +27,8 @@ class Queued:
     target_id: str
     version: int
     due_at: datetime | None
+    #: The API request that scheduled it (its message carries it to the worker's lines).
+    request_id: str | None = None
 
 
 def _queue_due(*, skip_locked: bool) -> object:
@@ -49,7 +51,7 @@ def _queue_due(*, skip_locked: bool) -> object:
             queued_at=bindparam("now"),
             updated_at=bindparam("now"),
         )
-        .returning(c.id, c.version, c.due_at)
+        .returning(c.id, c.version, c.due_at, c.request_id)
     )
 
 
@@ -64,6 +66,6 @@ def queue_due(db: Connection, horizon: datetime, limit: int, now: datetime) -> l
     statement = _PLAIN if db.dialect.name == "sqlite" else _LOCKING
     rows = db.execute(statement, {"horizon": horizon, "limit": limit, "now": now})  # type: ignore[call-overload]
     return sorted(
-        (Queued(row[0], row[1], row[2]) for row in rows),
+        (Queued(row[0], row[1], row[2], row[3]) for row in rows),
         key=lambda q: (q.due_at is None, q.due_at, q.target_id),
     )

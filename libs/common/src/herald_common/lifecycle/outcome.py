@@ -33,6 +33,7 @@ from herald_common.lifecycle.status import (
     target_statuses,
 )
 from herald_common.lifecycle.tables import ATTEMPTS, POSTS, TARGETS
+from herald_common.logs import REQUEST_ID
 from herald_common.metrics import observe_settled
 from herald_common.models import AttemptOutcome
 from herald_common.models.base import new_id
@@ -88,6 +89,7 @@ _INSERT_ATTEMPT = insert(ATTEMPTS).values(
     due_at=bindparam("a_due_at"),
     started_at=bindparam("a_started_at"),
     lateness_seconds=bindparam("a_lateness_seconds"),
+    request_id=bindparam("a_request_id"),
     **{name: bindparam(f"a_{name}") for name in _ATTEMPT_FIELDS},
 )
 _FINISH_ATTEMPT = (
@@ -117,6 +119,8 @@ def _attempt_start(claim: Claim, attempt_id: str) -> dict[str, Any]:
         "a_due_at": claim.due_at,
         "a_started_at": claim.started_at,
         "a_lateness_seconds": lateness,
+        # The request that scheduled it, set from the message's options (ledger.RequestIds).
+        "a_request_id": REQUEST_ID.get(),
     }
 
 
@@ -284,6 +288,7 @@ def _settle_statement(keys: tuple[str, ...], add: tuple[tuple[str, int], ...]) -
                 "due_at",
                 "started_at",
                 "lateness_seconds",
+                "request_id",
                 *_ATTEMPT_FIELDS,
             ],
             select(
@@ -296,6 +301,7 @@ def _settle_statement(keys: tuple[str, ...], add: tuple[tuple[str, int], ...]) -
                 bindparam("a_due_at", type_=a.due_at.type),
                 bindparam("a_started_at", type_=a.started_at.type),
                 bindparam("a_lateness_seconds", type_=a.lateness_seconds.type),
+                bindparam("a_request_id", type_=a.request_id.type),
                 *(bindparam(f"a_{name}", type_=a[name].type) for name in _ATTEMPT_FIELDS),
             ).select_from(moved),
         )

@@ -189,6 +189,9 @@ class Target(SQLModel, table=True):
     # When the scheduler should next pull this published target's metrics (None: no more).
     metrics_due_at: datetime | None = timestamp()
     metrics_pulls: int = Field(default=0)
+    # The API request that last put it on the schedule: its publish messages carry it, so the
+    # worker's lines and the attempt name it (herald_common.logs).
+    request_id: str | None = Field(default=None, max_length=64)
 
 
 class Attempt(SQLModel, table=True):
@@ -208,3 +211,5 @@ class Attempt(SQLModel, table=True):
     http_status: int | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
     duration_ms: float | None = None
+    # The API request whose message ran this try (see Target.request_id).
+    request_id: str | None = Field(default=None, max_length=64)

@@ -71,6 +71,7 @@ from herald_common.platforms.threads import (
 from herald_common.platforms.tiktok import TikTokCredentials, TikTokPlatform, TikTokSettings
 from herald_common.platforms.x import XCredentials, XPlatform, XSettings
 from herald_common.settings import Settings
+from herald_common.timeutil import from_epoch
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,12 @@ class PlatformRegistry:
             session.execute(
                 update(Account)
                 .where(Account.id == account.id, Account.tenant_id == account.tenant_id)  # type: ignore[arg-type]
-                .values(credentials=self.credentials.seal(merged))
+                .values(
+                    credentials=self.credentials.seal(merged),
+                    # The account shows the new token's expiry, not the one it replaced; the
+                    # token-refresher's window reads it too.
+                    token_expires_at=from_epoch(self.token_expiry(account.platform, merged)),
+                )
             )
         log.info("platforms: stored a new %s session for account %s", account.platform, account.id)
 

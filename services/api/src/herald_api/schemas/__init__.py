@@ -336,6 +336,9 @@ class AttemptOut(Out):
     http_status: int | None
     error: str | None
     duration_ms: float | None
+    request_id: str | None = Field(
+        default=None, description="The API request whose message ran this try (X-Request-ID)."
+    )
 
 
 class TargetOut(Out):
@@ -354,6 +357,11 @@ class TargetOut(Out):
     error: str | None
     published_at: datetime | None
     updated_at: datetime
+    request_id: str | None = Field(
+        default=None,
+        description="The API request that last put it on the schedule (X-Request-ID): the "
+        "publisher's log lines and the attempts name it too.",
+    )
 
 
 class TargetDetailOut(TargetOut):
@@ -394,6 +402,12 @@ class PostDetailOut(PostOut):
     """A post, its targets and every target's attempts."""
 
     targets: list[TargetDetailOut]  # type: ignore[assignment]
+    notices: list[str] = Field(
+        default_factory=list,
+        description="What this request did besides what it asked, in plain words: an edit "
+        "of the text, media or brand withdraws the post's approval request, pending or "
+        "approved, and says so here.",
+    )
 
 
 class PostPage(Out):

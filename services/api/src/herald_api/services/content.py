@@ -19,7 +19,7 @@ from herald_api.services.brands import get_brand
 from herald_api.services.jobs import start_job
 from herald_api.services.posts import get_post
 from herald_common.content.editing import latest_approval_status, post_targets, refusal
-from herald_common.content.generation import brand_zone, plan_month
+from herald_common.content.generation import brand_zone, default_accounts, plan_month
 from herald_common.content.scheduling import MonthFull, month_is_over
 from herald_common.contracts import GENERATE_MONTHLY, REGENERATE_POST
 from herald_common.db import session_scope
@@ -39,11 +39,13 @@ def start_generation(
     now: datetime | None = None,
 ) -> Job:
     """Accept a month's generation for the brand: 404 for another tenant's brand, 422 for a
-    month that is over in the brand's time zone or too short for `count` posts."""
+    platform the brand has no default account on, or a month that is over in the brand's time
+    zone or too short for `count` posts."""
     moment = now or utcnow()
 
     def prepare(session: Session) -> dict[str, object]:
         brand = get_brand(session, tenant_id, brand_id)
+        _check_platforms(session, brand, body.platforms)
         _check_month(session, brand, body, moment)
         return {
             "brand_id": brand.id,
@@ -111,6 +113,21 @@ def start_regeneration(
         total=1,
         max_active=max_active,
     )
+
+
+def _check_platforms(session: Session, brand: Brand, platforms: list[str]) -> None:
+    # A draft goes out through the brand's default accounts: one for a platform it has no
+    # account on would have no target, and fail only when it is submitted or approved.
+    covered = {account.platform for account in default_accounts(session, brand, platforms)}
+    if missing := [name for name in platforms if name not in covered]:
+        raise InvalidInput(
+            FieldError(
+                "platforms",
+                f"brand {brand.name!r} has no default account on {', '.join(missing)}: "
+                "connect one and add it to the brand's default_account_ids, or leave the "
+                "platform out",
+            )
+        )
 
 
 def _check_month(session: Session, brand: Brand, body: GenerateBody, now: datetime) -> None:

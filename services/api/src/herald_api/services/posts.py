@@ -65,6 +65,7 @@ from herald_common.lifecycle import (
     target_statuses,
 )
 from herald_common.lifecycle.tables import ACCOUNTS, POSTS, TARGETS
+from herald_common.logs import REQUEST_ID
 from herald_common.models import (
     Account,
     Approval,
@@ -161,6 +162,7 @@ def describe_detail(session: Session, post: Post) -> PostDetailOut:
     return PostDetailOut.model_validate(
         {
             **_post_fields(post, latest_approvals(session, [post.id]).get(post.id)),
+            "notices": list(session.info.get(NOTICES, [])),
             "targets": [
                 TargetDetailOut.model_validate(
                     {**TargetOut.model_validate(t).model_dump(), "attempts": attempts[t.id]}
@@ -224,8 +226,17 @@ def latest_approval(session: Session, post_id: str) -> Approval | None:
     ).first()
 
 
+#: Where a request's changes note what they did besides what was asked (`notices`).
+NOTICES = "herald.notices"
+
+
 def withdraw(session: Session, approval: Approval, reason: str, now: datetime) -> None:
-    """The request no longer stands; `comment` keeps why (after the approver's own words)."""
+    """The request no longer stands; `comment` keeps why (after the approver's own words), and
+    the answer to the request that withdrew it says so (`notices`)."""
+    session.info.setdefault(NOTICES, []).append(
+        f"this withdrew the post's {approval.status} approval request ({reason}): submit it "
+        f"again (POST /v1/posts/{approval.post_id}/submit) before it can go out"
+    )
     approval.status = ApprovalStatus.WITHDRAWN
     approval.comment = f"{approval.comment} (withdrawn: {reason})" if approval.comment else reason
     approval.decided_at = approval.decided_at or now
@@ -473,6 +484,9 @@ def _move(
     (the caller's transaction rolls back) rather than leave the post half-changed.
     """
     session.flush()  # the move is a Core statement: what the session holds goes first
+    if status == TargetStatus.SCHEDULED:
+        # Its publish messages will carry this request's id (herald_common.logs).
+        values.setdefault("request_id", REQUEST_ID.get())
     moved = lifecycle.move(
         session, target.id, target.status, target.version, status, updated_at=now, **values
     )
@@ -589,6 +603,7 @@ def create_post(
             "due_at": due_at,
             "attempt_count": 0,
             "updated_at": now,
+            "request_id": REQUEST_ID.get(),
         }
         for target_id, account in zip(target_ids, accounts, strict=True)
     ]
@@ -789,6 +804,7 @@ def _set_accounts(
                     status=status,
                     due_at=due_at,
                     updated_at=now,
+                    request_id=REQUEST_ID.get(),
                 )
             )
     session.flush()
