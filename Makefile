@@ -16,7 +16,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 STACK_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/herald
 STACK_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: help install run stack migrate tenant browser test test-fast lint format typecheck clean bench
+.PHONY: help install run stack migrate tenant debian-tools test test-fast lint format typecheck clean bench
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -45,25 +45,32 @@ stack: install ## Run the multi-process layout on PostgreSQL + Redis (gunicorn, 
 	DATABASE_URL=$${DATABASE_URL:-$(STACK_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(STACK_REDIS_URL)} \
 		$(RUN) herald-stack
 
-# The console's browser test drives Debian's Chromium (Playwright's own download cannot be
-# fetched here). CI's machines run as root, so `make test` installs it when it is missing.
-CHROMIUM := /usr/bin/chromium
+# Debian packages some tests drive: Chromium for the console's browser test (Playwright's own
+# download cannot be fetched here), promtool (package prometheus) for the alert unit tests.
+# CI's machines run as root, so `make test` installs what is missing; those tests fail, never
+# skip, without them.
+DEBIAN_TOOLS := chromium:/usr/bin/chromium prometheus:/usr/bin/promtool
 
-browser: ## Install Debian's Chromium for the console's browser test (apt-get, as root; once)
-	@if [ ! -x $(CHROMIUM) ]; then \
+debian-tools: ## Install the Debian packages the tests drive (Chromium, promtool; apt-get, as root; once)
+	@missing=""; for tool in $(DEBIAN_TOOLS); do \
+		[ -x "$${tool#*:}" ] || missing="$$missing $${tool%%:*}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then \
-			echo "make browser: $(CHROMIUM) is missing: as root, apt-get install chromium" >&2; exit 1; \
+			echo "make debian-tools: missing:$$missing (as root: apt-get install$$missing)" >&2; exit 1; \
 		fi; \
 		for try in 1 2 3; do \
 			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
 				>/dev/null && break; \
 			sleep 5; \
 		done; \
-		[ -x $(CHROMIUM) ] || { echo "make browser: chromium could not be installed" >&2; exit 1; }; \
+		for tool in $(DEBIAN_TOOLS); do \
+			[ -x "$${tool#*:}" ] || { echo "make debian-tools: $${tool%%:*} could not be installed" >&2; exit 1; }; \
+		done; \
 	fi
 
-test: install lint browser ## Lint, then run every test (needs PostgreSQL and Redis: it fails without them)
+test: install lint debian-tools ## Lint, then run every test (needs PostgreSQL and Redis: it fails without them)
 	HERALD_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) HERALD_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 		$(RUN) pytest $(PYTEST_ARGS)
 

@@ -104,14 +104,15 @@ def test_prometheus_scrapes_every_herald_process_with_the_rules(config: dict[str
     api = config["services"]["api"]
     assert api["environment"]["API_METRICS_PORT"] == "9191"
     assert [p["target"] for p in api["ports"]] == [8000]
-    if promtool := shutil.which("promtool"):
-        checked = subprocess.run(
-            [promtool, "check", "config", str(PROMETHEUS)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert checked.returncode == 0, checked.stdout + checked.stderr
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not installed: `make debian-tools` (apt-get install prometheus)"
+    checked = subprocess.run(
+        [promtool, "check", "config", str(PROMETHEUS)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def _seconds(duration: str) -> int:

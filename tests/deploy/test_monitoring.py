@@ -255,7 +255,7 @@ def test_every_queue_has_a_no_live_worker_alert() -> None:
 def test_promtool_tests_pass() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool is not installed (apt-get install prometheus): deploy/check.sh")
+        pytest.fail("promtool is not installed: `make debian-tools` (apt-get install prometheus)")
     result = subprocess.run(
         [promtool, "test", "rules", "tests.yml"],
         cwd=RULES.parent,

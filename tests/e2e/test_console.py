@@ -2,7 +2,7 @@
 multi-process stack on PostgreSQL and Redis: one stack, one browser, the flows one after the
 other. Every request the pages make is checked: one that leaves Herald fails the test.
 
-Chromium comes from Debian (`make browser`, which `make test` runs); Playwright's own browser
+Chromium comes from Debian (`make debian-tools`, which `make test` runs); Playwright's own browser
 download is never used. Without it the test fails, it does not skip.
 """
 
@@ -51,7 +51,7 @@ TIMEOUT_MS = 15_000
 def browser() -> Iterator[Browser]:
     if shutil.which(CHROMIUM) is None:
         pytest.fail(
-            f"{CHROMIUM} is missing: `make browser` installs Debian's chromium", pytrace=False
+            f"{CHROMIUM} is missing: `make debian-tools` installs Debian's chromium", pytrace=False
         )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
