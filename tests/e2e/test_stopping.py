@@ -6,6 +6,7 @@ A process group stopped by a terminal or a supervisor gets the signal in every p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -158,3 +159,43 @@ def test_make_stack_creates_its_database_and_stops_gracefully(
         if stale:
             keys.delete(*stale)
         keys.close()
+
+
+PARENT = """
+import subprocess, sys, time
+from herald_embedded.stack import die_with_parent
+child = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(120)"],
+    start_new_session=True,
+    preexec_fn=die_with_parent(),
+)
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_stack_killed_outright_takes_its_services_with_it() -> None:
+    # Given a process that started a child in a session of its own, as the stack does
+    parent = subprocess.Popen(
+        [str(BIN / "python"), "-c", PARENT], stdout=subprocess.PIPE, start_new_session=True
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        # When the parent is killed with SIGKILL (it runs no cleanup)
+        parent.kill()
+        parent.wait(timeout=10)
+
+        # Then the child gets SIGTERM and goes too
+        def gone() -> bool:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                return True
+            # (a zombie until reaped by init: gone as far as running goes)
+            return Path(f"/proc/{child}/stat").read_text().split(") ")[1].startswith("Z")
+
+        wait_for(gone, timeout=20, interval=0.1, what="the orphaned child to exit")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

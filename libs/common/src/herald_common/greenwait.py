@@ -27,9 +27,7 @@ def wait(gen: Any, fileno: int, interval: float | None = 0.0, timeout: float | N
     """psycopg's `waiting.wait`, on gevent's loop (see the module's docstring)."""
     if timeout is not None:
         return _psycopg_wait[0](gen, fileno, interval=interval, timeout=timeout)
-    from gevent import get_hub
-
-    hub = get_hub()
+    hub = _get_hub[0]()
     io = hub.loop.io
     try:
         waiting_for = int(next(gen))
@@ -70,6 +68,8 @@ def _ready_now(fileno: int, waiting_for: int) -> int:
 
 
 _unpatched_poll: list[Any] = []
+#: gevent.get_hub, found once (an import statement in `wait` ran the import system each time).
+_get_hub: list[Any] = []
 
 
 def use_on_gevent() -> bool:
@@ -82,5 +82,8 @@ def use_on_gevent() -> bool:
     if waiting.wait is not wait:
         _psycopg_wait[:] = [waiting.wait]
         _unpatched_poll[:] = [monkey.get_original("select", "poll")]
+        from gevent import get_hub
+
+        _get_hub[:] = [get_hub]
         waiting.wait = wait
     return True

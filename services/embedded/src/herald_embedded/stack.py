@@ -6,6 +6,7 @@ tests drive the same class.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -45,6 +46,23 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
         time.sleep(interval)
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """What a child runs before its program so that it gets SIGTERM when the process that
+    started it dies, however it dies (Linux's PR_SET_PDEATHSIG): each child is in a session of
+    its own, so a stack killed with SIGKILL would otherwise leave its services running."""
+    if not sys.platform.startswith("linux"):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 @dataclass
@@ -98,7 +116,12 @@ class Stack:
             env.update({"METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(self.metrics_ports[name])})
         log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115  (owned by the child)
         self.procs[name] = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509  (only prctl, before exec)
         )
 
     def migrate(self) -> None:

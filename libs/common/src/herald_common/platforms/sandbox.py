@@ -132,15 +132,18 @@ class SandboxPlatform(Platform):
                 self._fail(request, options)
         if options.hold_after_accept_ms:
             return self._accept_and_hold(request, options.hold_after_accept_ms)
-        result = self._result(accepted_id(request), request.account, status=200)
+        delivery_id = accepted_id(request)
+        result = self._result(delivery_id, request.account, status=200)
         return replace(
-            result, with_outcome=lambda db, attempt_id: self._store(db, request, attempt_id)
+            result,
+            with_outcome=lambda db, attempt_id: self._store(db, request, delivery_id, attempt_id),
         )
 
     def _store(
         self,
         db: HotConnection | BufferedConnection,
         request: PublishRequest,
+        delivery_id: str,
         attempt_id: str | None,
     ) -> None:
         """Write the accepted post in the outcome's transaction, if the outcome is recorded
@@ -150,7 +153,7 @@ class SandboxPlatform(Platform):
         db.execute(
             statement,
             {
-                "id": accepted_id(request),
+                "id": delivery_id,
                 "tenant_id": request.account.tenant_id,
                 "account_id": request.account.id,
                 "idempotency_key": request.idempotency_key,
