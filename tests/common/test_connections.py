@@ -71,3 +71,22 @@ def test_rollback_ends_a_hot_transaction_with_nothing_written(pg_engine):
         raise Rollback
     with hot.transaction() as db:
         assert db.execute(text("SELECT count(*) FROM tenants")).scalar() == 0
+
+
+def test_a_statement_that_fails_in_a_hot_transaction_writes_nothing_and_the_next_one_works(
+    pg_engine,
+):
+    hot = Hot(pg_engine)
+    insert = text("INSERT INTO tenants (id, name, created_at) VALUES (:id, 'x', now())")
+    # Given a transaction whose second statement fails (the same primary key twice)
+    with pytest.raises(psycopg.errors.UniqueViolation), hot.transaction() as db:
+        db.execute(insert, {"id": "t-1"})
+        db.execute(insert, {"id": "t-1"})
+
+    # Then nothing of it was written, and the connection serves the next transaction
+    with hot.transaction() as db:
+        count = db.execute(text("SELECT count(*) FROM tenants"))
+        db.execute(insert, {"id": "t-2"})
+    assert count.scalar() == 0
+    with hot.transaction() as db:
+        assert db.execute(text("SELECT count(*) FROM tenants")).scalar() == 1

@@ -27,7 +27,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,13 +200,17 @@ class Hot:
                     try:
                         yield hot
                     except BaseException:
-                        _end(hot, "ROLLBACK")
+                        # (a pipeline a statement aborted may refuse it: rolled back below)
+                        with suppress(psycopg.Error):
+                            _end(hot, "ROLLBACK")
                         raise
                     _end(hot, "COMMIT")
                 # Leaving the pipeline sent what was queued and read every answer.
             except BaseException:
                 if not driver.closed and driver.info.transaction_status != _IDLE:
-                    driver.execute(b"ROLLBACK")  # a statement failed: the block is aborted
+                    # A statement failed and the block is aborted: psycopg's own rollback also
+                    # forgets statements it prepared in it.
+                    driver.rollback()
                 raise
             finally:
                 if not driver.closed:
